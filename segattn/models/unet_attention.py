@@ -1,0 +1,122 @@
+"""The U-Net Transformer: U-Net with an MHSA bottleneck and MHCA-gated skip connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import Tensor, nn
+
+from segattn.models.blocks import DoubleConv, Down, Up
+from segattn.models.cross_attention import MultiHeadCrossAttentionGate, token_grid
+from segattn.models.self_attention import MultiHeadSelfAttention2d
+
+
+@dataclass
+class AttentionMaps:
+    """What the explicit path returns besides the logits.
+
+    ``self_attention``: MHSA weights (B, heads, N, N) with N = h·w of the bottleneck, rows = queries
+    (each row sums to 1 over the keys); ``self_attention_size`` = (h, w).
+    ``gates[i]``: MHCA gate (B, 1, H_i, W_i) of skip level i (0 = full resolution), in (0, 1).
+    ``cross_attention[i]``: MHCA weights (B, heads, n, n) on that level's token grid
+    ``cross_attention_sizes[i]`` = (gh, gw).
+    Lists are empty and ``self_attention`` is None for the parts the model does not have.
+    """
+
+    self_attention: Tensor | None = None
+    self_attention_size: tuple[int, int] | None = None
+    gates: list[Tensor] = field(default_factory=list)
+    cross_attention: list[Tensor] = field(default_factory=list)
+    cross_attention_sizes: list[tuple[int, int]] = field(default_factory=list)
+
+
+def nearest_valid_sizes(size: int, multiple: int) -> tuple[int, int]:
+    """The multiples of ``multiple`` just below and above ``size`` (the lower one at least ``multiple``)."""
+    lower = max(multiple, size // multiple * multiple)
+    return lower, (size // multiple + 1) * multiple
+
+
+class UNetAttention(nn.Module):
+    """U-Net Transformer (Petit et al., MLMI 2021, arXiv 2103.06104).
+
+    Args:
+        in_channels: image channels (3 for RGB, 1 for grey).
+        num_classes: output logit channels.
+        depth: number of 2× downsamplings; inputs must have height and width divisible by 2**depth.
+        base_channels: channels of the first level, doubled at each downsampling.
+        heads: attention heads of the MHSA bottleneck and of every MHCA gate.
+        self_attention: use the MHSA bottleneck.
+        cross_attention: gate every skip connection with MHCA.
+        max_tokens: cap on the token grid of each MHCA (cost stays linear in pixels).
+
+    ``forward(x)`` returns logits (B, num_classes, H, W) through fused attention kernels;
+    ``forward(x, return_attention=True)`` returns ``(logits, AttentionMaps)`` through the explicit
+    path, which materialises the attention weights (use it for visualisation, not training).
+    With both switches false the model is a plain U-Net without attention parameters.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        depth: int = 4,
+        base_channels: int = 32,
+        heads: int = 8,
+        self_attention: bool = True,
+        cross_attention: bool = True,
+        max_tokens: int = 1024,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("depth", depth), ("base_channels", base_channels)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"UNetAttention: {name} must be a positive integer, got {value!r}")
+        self.depth = depth
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        channels = [base_channels * 2**i for i in range(depth + 1)]
+        self.inc = DoubleConv(in_channels, channels[0])
+        self.downs = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))
+        self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads) if self_attention else None
+        self.cross_attention = (
+            nn.ModuleList(
+                MultiHeadCrossAttentionGate(channels[i], channels[i + 1], heads, max_tokens) for i in range(depth)
+            )
+            if cross_attention
+            else None
+        )
+        self.ups = nn.ModuleList(Up(channels[i + 1], channels[i]) for i in range(depth))
+        self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise a ValueError naming the size and the nearest valid sizes if not divisible by 2**depth."""
+        multiple = 2**self.depth
+        for name, size in (("height", height), ("width", width)):
+            if size % multiple != 0:
+                lo, hi = nearest_valid_sizes(size, multiple)
+                raise ValueError(
+                    f"input {name} {size} is not divisible by 2**depth = {multiple} (depth={self.depth}); "
+                    f"nearest valid sizes: {lo} or {hi} (resize or pad the image, e.g. data.image_size={lo})"
+                )
+
+    def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMaps]:
+        self.check_input_size(*x.shape[-2:])
+        maps = AttentionMaps()
+        skips = [self.inc(x)]
+        for down in self.downs:
+            skips.append(down(skips[-1]))
+        y = skips.pop()
+        if self.self_attention is not None:
+            y, weights = self.self_attention(y, need_weights=return_attention)
+            if return_attention:
+                maps.self_attention, maps.self_attention_size = weights, (y.shape[-2], y.shape[-1])
+        for level in reversed(range(self.depth)):
+            skip = skips[level]
+            if self.cross_attention is not None:
+                skip, gate, weights = self.cross_attention[level](skip, y, need_weights=return_attention)
+                if return_attention:
+                    maps.gates.insert(0, gate)
+                    maps.cross_attention.insert(0, weights)
+                    maps.cross_attention_sizes.insert(0, token_grid(*y.shape[-2:], self.cross_attention[level].max_tokens))
+            y = self.ups[level](y, skip)
+        logits = self.head(y)
+        return (logits, maps) if return_attention else logits

@@ -1,0 +1,192 @@
+"""Behaviour of the U-Net Transformer: shapes, gradients, both attention paths, ablations, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from segattn.models import AttentionMaps, MultiHeadCrossAttentionGate, MultiHeadSelfAttention2d, UNetAttention, sincos_2d
+from segattn.models.cross_attention import token_grid
+
+TINY = dict(depth=2, base_channels=8, heads=2)
+ABLATIONS = [(False, False), (True, False), (False, True), (True, True)]
+
+
+def attention_parameter_names(model: torch.nn.Module) -> list[str]:
+    return [n for n, _ in model.named_parameters() if n.startswith(("self_attention", "cross_attention"))]
+
+
+@pytest.mark.parametrize("size,num_classes,in_channels", [((32, 32), 2, 3), ((64, 96), 3, 1), ((16, 48), 5, 3)])
+def test_output_shape(size, num_classes, in_channels):
+    model = UNetAttention(in_channels=in_channels, num_classes=num_classes, **TINY)
+    out = model(torch.randn(2, in_channels, *size))
+    assert out.shape == (2, num_classes, *size)
+
+
+def test_default_model_output_shape():
+    model = UNetAttention().eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 2, 64, 64)
+
+
+def test_every_parameter_receives_a_gradient():
+    torch.manual_seed(0)
+    model = UNetAttention(**TINY)
+    model(torch.randn(2, 3, 32, 32)).square().mean().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+@pytest.mark.parametrize("self_attention,cross_attention", ABLATIONS)
+@pytest.mark.parametrize("max_tokens", [1024, 4])
+def test_fast_path_equals_explicit_path(self_attention, cross_attention, max_tokens):
+    torch.manual_seed(0)
+    model = UNetAttention(**TINY, self_attention=self_attention, cross_attention=cross_attention, max_tokens=max_tokens)
+    model.train()
+    model(torch.randn(4, 3, 32, 32))  # move BatchNorm running statistics away from their init
+    model.eval()
+    x = torch.randn(2, 3, 32, 64)
+    with torch.no_grad():
+        fast = model(x)
+        explicit, maps = model(x, return_attention=True)
+    assert isinstance(maps, AttentionMaps)
+    torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("self_attention,cross_attention", ABLATIONS)
+def test_ablations_build_and_run(self_attention, cross_attention):
+    model = UNetAttention(**TINY, self_attention=self_attention, cross_attention=cross_attention)
+    logits, maps = model(torch.randn(2, 3, 32, 32), return_attention=True)
+    assert logits.shape == (2, 2, 32, 32)
+    names = attention_parameter_names(model)
+    assert any(n.startswith("self_attention") for n in names) == self_attention
+    assert any(n.startswith("cross_attention") for n in names) == cross_attention
+    assert (maps.self_attention is not None) == self_attention
+    assert len(maps.gates) == (2 if cross_attention else 0)
+
+
+def test_plain_unet_has_no_attention_parameters():
+    attn = UNetAttention(**TINY)
+    plain = UNetAttention(**TINY, self_attention=False, cross_attention=False)
+    assert attention_parameter_names(plain) == []
+    n_plain = sum(p.numel() for p in plain.parameters())
+    n_attn = sum(p.numel() for p in attn.parameters())
+    n_attn_only = sum(p.numel() for n, p in attn.named_parameters() if n in attention_parameter_names(attn))
+    assert n_attn - n_attn_only == n_plain
+    assert not any(isinstance(m, (MultiHeadSelfAttention2d, MultiHeadCrossAttentionGate)) for m in plain.modules())
+
+
+def test_attention_maps_shapes_and_ranges():
+    torch.manual_seed(0)
+    model = UNetAttention(depth=3, base_channels=8, heads=4, max_tokens=16).eval()
+    with torch.no_grad():
+        _, maps = model(torch.randn(2, 3, 64, 32), return_attention=True)
+    # MHSA: bottleneck 8×4 = 32 tokens, per head, rows sum to 1 over the keys.
+    assert maps.self_attention.shape == (2, 4, 32, 32)
+    assert maps.self_attention_size == (8, 4)
+    torch.testing.assert_close(maps.self_attention.sum(-1), torch.ones(2, 4, 32))
+    assert (maps.self_attention >= 0).all()
+    # Heads are really different heads (not one head repeated).
+    assert not torch.allclose(maps.self_attention[:, 0], maps.self_attention[:, 1])
+    # MHCA gates: one per skip level at the skip's resolution, strictly inside (0, 1).
+    assert [tuple(g.shape) for g in maps.gates] == [(2, 1, 64, 32), (2, 1, 32, 16), (2, 1, 16, 8)]
+    for gate in maps.gates:
+        assert gate.min() > 0 and gate.max() < 1
+    # Token grids are bounded by max_tokens and weights sum to 1 over keys.
+    assert maps.cross_attention_sizes == [(4, 2), (4, 2), (4, 2)]
+    for (gh, gw), w in zip(maps.cross_attention_sizes, maps.cross_attention):
+        assert gh * gw <= 16
+        assert w.shape == (2, 4, gh * gw, gh * gw)
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, gh * gw))
+
+
+def test_token_grid_is_bounded_and_exact_when_small():
+    assert token_grid(16, 16, 1024) == (16, 16)
+    assert token_grid(512, 512, 1024) == (32, 32)
+    assert token_grid(512, 256, 1024) == (32, 16)
+    h, w = token_grid(100, 60, 256)
+    assert h * w <= 256 and (h, w) == (13, 8)
+
+
+def test_positional_encoding_deterministic_and_distinct():
+    a = sincos_2d(16, 5, 7)
+    b = sincos_2d(16, 5, 7)
+    assert a.shape == (16, 5, 7)
+    assert torch.equal(a, b)
+    vectors = a.flatten(1).t()  # (35 positions, 16)
+    distances = torch.cdist(vectors, vectors)
+    off_diagonal = distances[~torch.eye(35, dtype=torch.bool)]
+    assert off_diagonal.min() > 1e-3  # every position has its own code
+    # Rows encode the row index only, columns the column index only.
+    assert torch.equal(a[:8, :, 0], a[:8, :, 6])
+    assert torch.equal(a[8:, 0, :], a[8:, 4, :])
+    # Any size works, and it follows the requested dtype.
+    assert sincos_2d(8, 3, 1000, dtype=torch.float64).dtype == torch.float64
+
+
+def test_positional_encoding_follows_input_device_and_dtype():
+    block = MultiHeadSelfAttention2d(16, heads=4).to(torch.float64)
+    out, _ = block(torch.randn(1, 16, 3, 5, dtype=torch.float64))
+    assert out.dtype == torch.float64
+
+
+def test_input_size_not_divisible_is_a_clear_error():
+    model = UNetAttention(**TINY)  # needs multiples of 4
+    with pytest.raises(ValueError, match=r"height 30 is not divisible by 2\*\*depth = 4.*28 or 32"):
+        model(torch.randn(1, 3, 30, 32))
+    with pytest.raises(ValueError, match=r"width 33 .*32 or 36"):
+        model(torch.randn(1, 3, 32, 33))
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(base_channels=12, heads=8), r"channels=12 is not divisible by heads=8"),
+        (dict(base_channels=8, heads=0), r"heads must be >= 1"),
+        (dict(base_channels=6, heads=2), r"divisible by 4"),
+        (dict(depth=0), r"depth must be a positive integer"),
+        (dict(num_classes=0), r"num_classes must be a positive integer"),
+        (dict(max_tokens=0, base_channels=8, heads=2), r"max_tokens must be >= 1"),
+    ],
+)
+def test_invalid_settings_raise_clear_errors(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        UNetAttention(**kwargs)
+
+
+def test_attention_settings_ignored_when_switched_off():
+    # heads that would not divide the channels do not matter for a plain U-Net.
+    UNetAttention(base_channels=12, heads=5, self_attention=False, cross_attention=False)
+
+
+def test_hydra_config_instantiates_the_model():
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "model" / "unet_attention.yaml")
+    model = instantiate(cfg)
+    assert isinstance(model, UNetAttention)
+    ablation = instantiate(cfg, self_attention=False, cross_attention=False)
+    assert attention_parameter_names(ablation) == []
+
+
+@pytest.mark.slow
+def test_1024px_forward_backward_fits_in_8_gib():
+    """Peak resident memory of a batch-1 training step at 1024×1024, measured in a fresh process."""
+    code = (
+        "import json, resource, torch\n"
+        "from segattn.models import UNetAttention\n"
+        "torch.manual_seed(0)\n"
+        "m = UNetAttention(base_channels=32)\n"
+        "y = m(torch.randn(1, 3, 1024, 1024))\n"
+        "y.float().mean().backward()\n"
+        "print(json.dumps({'maxrss_kib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    peak_gib = json.loads(out.stdout.strip().splitlines()[-1])["maxrss_kib"] / 2**20
+    assert peak_gib < 8.0, f"1024 px training step peaked at {peak_gib:.2f} GiB"
