@@ -1,0 +1,1 @@
+"""Training pieces: losses, metrics, the LightningModule and the image-logging callback."""

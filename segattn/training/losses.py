@@ -1,0 +1,73 @@
+"""Segmentation losses: cross-entropy, soft Dice, and their sum, all honouring ignore_index."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LOSS_NAMES = ("ce", "dice", "ce+dice")
+
+
+class SoftDiceLoss(nn.Module):
+    """1 − soft Dice of the softmax probabilities, per class over the whole batch, averaged over
+    the classes present in the batch's targets or predictions (so an absent class adds nothing).
+    Pixels equal to ``ignore_index`` are left out."""
+
+    def __init__(self, num_classes: int, ignore_index: int | None = None, eps: float = 1.0) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.eps = eps
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        probs = logits.float().softmax(dim=1)
+        valid = torch.ones_like(target, dtype=torch.bool) if self.ignore_index is None else target != self.ignore_index
+        safe_target = torch.where(valid, target, torch.zeros_like(target))
+        one_hot = F.one_hot(safe_target, self.num_classes).permute(0, 3, 1, 2).to(probs.dtype)
+        weight = valid.unsqueeze(1).to(probs.dtype)
+        probs, one_hot = probs * weight, one_hot * weight
+        dims = (0, 2, 3)
+        intersection = (probs * one_hot).sum(dims)
+        cardinality = probs.sum(dims) + one_hot.sum(dims)
+        dice = (2 * intersection + self.eps) / (cardinality + self.eps)
+        return 1.0 - dice.mean()
+
+
+class SegmentationLoss(nn.Module):
+    """``ce``, ``dice`` or ``ce+dice`` (the sum), with optional CE class weights and ignore_index."""
+
+    def __init__(
+        self,
+        name: str = "ce+dice",
+        num_classes: int = 2,
+        class_weights: Sequence[float] | None = None,
+        ignore_index: int | None = None,
+    ) -> None:
+        super().__init__()
+        if name not in LOSS_NAMES:
+            raise ValueError(f"loss: unknown loss name {name!r}; allowed: {', '.join(LOSS_NAMES)}")
+        if class_weights is not None and len(class_weights) != num_classes:
+            raise ValueError(
+                f"loss.class_weights has {len(class_weights)} values but the data has {num_classes} classes"
+            )
+        self.name = name
+        self.ignore_index = ignore_index
+        weight = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32)
+        self.register_buffer("class_weights", weight, persistent=False)
+        self.dice = SoftDiceLoss(num_classes, ignore_index)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        total = logits.new_zeros((), dtype=torch.float32)
+        if "ce" in self.name.split("+"):
+            total = total + F.cross_entropy(
+                logits.float(),
+                target,
+                weight=self.class_weights,
+                ignore_index=-100 if self.ignore_index is None else self.ignore_index,
+            )
+        if "dice" in self.name.split("+"):
+            total = total + self.dice(logits, target)
+        return total
