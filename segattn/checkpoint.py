@@ -1,0 +1,103 @@
+"""Loading checkpoints without trusting them.
+
+``torch.load(weights_only=True)`` refuses any pickled object other than tensors and plain
+containers, so a checkpoint cannot run code when it is opened. The configuration stored inside
+is then only used to instantiate classes from an allow-list of module prefixes, so a doctored
+``_target_`` cannot call arbitrary functions either. Errors name the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import inspect
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from segattn.training.module import SegmentationModule
+
+#: Module prefixes a checkpoint's stored config may name in ``_target_``.
+ALLOWED_TARGET_PREFIXES = ("segattn.", "albumentations.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, unsafe, or not of the expected model."""
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint with weights-only unpickling and check it is a segattn training checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: refused to load: it holds pickled objects other than tensors and plain containers "
+            f"(weights-only loading protects against code execution). Detail: {str(err).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {err}") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
+        keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise CheckpointError(
+            f"{path}: not a segattn training checkpoint: expected keys 'state_dict' and 'hyper_parameters', found {keys}"
+        )
+    hparams = checkpoint["hyper_parameters"]
+    if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict) or "class_names" not in hparams:
+        raise CheckpointError(f"{path}: its hyper_parameters lack the network settings ('net') and 'class_names'")
+    check_targets(hparams.get("config") or {}, str(path))
+    return checkpoint
+
+
+def check_targets(node: Any, source: str, key: str = "") -> None:
+    """Raise unless every ``_target_`` in a nested config starts with an allowed prefix."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            where = f"{key}.{k}" if key else str(k)
+            if k == "_target_" and not (isinstance(v, str) and v.startswith(ALLOWED_TARGET_PREFIXES)):
+                raise CheckpointError(
+                    f"{source}: config key {where} names {v!r}; only targets under {', '.join(ALLOWED_TARGET_PREFIXES)} are allowed"
+                )
+            check_targets(v, source, where)
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            check_targets(v, source, f"{key}[{i}]")
+
+
+def module_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> SegmentationModule:
+    """Rebuild the LightningModule from the stored settings and load its weights strictly.
+
+    Any missing, unexpected or mis-shaped tensor is an error naming it: never a half-loaded model.
+    """
+    hparams = checkpoint["hyper_parameters"]
+    accepted = set(inspect.signature(SegmentationModule.__init__).parameters) - {"self"}
+    kwargs = {k: v for k, v in hparams.items() if k in accepted}
+    kwargs["compile"] = False
+    try:
+        module = SegmentationModule(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its stored model settings do not build a model: {err}") from None
+    problems = weight_mismatches(module.state_dict(), checkpoint["state_dict"])
+    if problems:
+        raise CheckpointError(f"{path}: weights do not fit the model its settings describe: " + "; ".join(problems))
+    module.load_state_dict(checkpoint["state_dict"], strict=True)
+    return module
+
+
+def weight_mismatches(own: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> list[str]:
+    """Missing, unexpected and mis-shaped tensors of ``stored`` against a model's ``own`` state dict,
+    summarised (count and first names) for an error message; empty when they fit exactly."""
+    missing = sorted(set(own) - set(stored))
+    unexpected = sorted(set(stored) - set(own))
+    mismatched = [f"{k}: checkpoint {tuple(stored[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items() if k in stored and stored[k].shape != v.shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[:3]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} with another shape (e.g. {mismatched[:3]})")
+    return problems

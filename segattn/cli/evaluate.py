@@ -1,0 +1,125 @@
+"""``python evaluate.py ckpt_path=<file>`` / ``segattn-evaluate``: Dice and IoU of a checkpoint.
+
+Loads the checkpoint weights-only, rebuilds model and data from the config saved in it (data keys
+overridable), scores the ``test`` (default) or ``val`` split, prints a table and writes
+``metrics.json`` in the run directory (definitions: ``segattn/training/metrics.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
+from segattn.cli.common import datamodule_from_checkpoint, pick_device
+from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.data.errors import DatasetContentError, DatasetLayoutError
+from segattn.training.metrics import SegmentationScores
+from segattn.visualization import colorize, display_image, overlay_mask, to_uint8
+
+log = logging.getLogger(__name__)
+SPLITS = ("test", "val")
+DEFINITIONS = {
+    "mean": "dataset-level: TP/FP/FN summed over all images, score per class, mean over the scored classes",
+    "dataset_level": "same as mean",
+    "per_image_mean": "score per (image, class) pair with a non-empty union, averaged over those pairs",
+}
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Score the checkpoint on the configured split; return (and write) the metrics report."""
+    if cfg.split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
+    device = pick_device(cfg.device)
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
+    datamodule = datamodule_from_checkpoint(checkpoint, OmegaConf.to_container(cfg.data), cfg.ckpt_path)
+    datamodule.setup("test" if cfg.split == "test" else "validate")
+    loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
+
+    hp = checkpoint["hyper_parameters"]
+    scores = SegmentationScores(
+        module.net.num_classes, hp["class_names"], hp.get("ignore_index"), hp.get("include_background", False)
+    )
+    output_dir = Path(cfg.paths.output_dir)
+    prediction_dir = output_dir / "predictions"
+    if cfg.save_predictions:
+        prediction_dir.mkdir(parents=True, exist_ok=True)
+    with torch.inference_mode():
+        for batch in loader:
+            preds = module(batch["image"].to(device)).argmax(dim=1).cpu()
+            scores.update(preds, batch["mask"])
+            if cfg.save_predictions:
+                for image, pred, name in zip(batch["image"], preds, batch["name"]):
+                    Image.fromarray(pred.to(torch.uint8).numpy()).save(prediction_dir / f"{name}_mask.png")
+                    Image.fromarray(to_uint8(overlay_mask(display_image(image), pred)).numpy()).save(prediction_dir / f"{name}_overlay.png")
+
+    report = scores.compute()
+    for metric in ("dice", "iou"):
+        report[metric]["dataset_level"] = report[metric]["mean"]
+    result = {
+        "split": cfg.split,
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "num_images": report.pop("num_images"),
+        **report,
+        "classes_in_mean": [hp["class_names"][c] for c in scores.included],
+        "ignore_index": hp.get("ignore_index"),
+        "definitions": DEFINITIONS,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = _nan_to_none(result)
+    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    print(format_table(result))
+    log.info("Wrote %s", output_dir / "metrics.json")
+    return result
+
+
+def _nan_to_none(value):
+    """JSON has no NaN: scores that do not exist (empty or ignored classes) become null."""
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nan_to_none(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def format_table(result: dict) -> str:
+    """A Markdown table: one row per class and the means."""
+    lines = [
+        f"{result['split']} split, {result['num_images']} images, checkpoint {result['checkpoint']}",
+        "",
+        "| class | Dice | IoU |",
+        "|---|---|---|",
+    ]
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    for cls in result["dice"]["per_class"]:
+        lines.append(f"| {cls} | {fmt(result['dice']['per_class'][cls])} | {fmt(result['iou']['per_class'][cls])} |")
+    lines.append(f"| **mean, dataset-level** | {fmt(result['dice']['mean'])} | {fmt(result['iou']['mean'])} |")
+    lines.append(f"| **mean, per image** | {fmt(result['dice']['per_image_mean'])} | {fmt(result['iou']['per_image_mean'])} |")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
+def _hydra_main(cfg: DictConfig) -> None:
+    try:
+        evaluate(cfg)
+    except (CheckpointError, FileNotFoundError, DatasetLayoutError, DatasetContentError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+
+
+def main() -> None:
+    register_resolvers()
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Validation of the composed training config, before data loading or model building.
+
+Types and unknown keys come from the constructors (``segattn.config.typecheck``); the rules that
+tie groups together (heads must divide the channels, image size must be a multiple of 2**depth,
+...) are here. All problems are reported at once, one line each, naming key, value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from segattn.config.typecheck import check_against_signature, check_target_node
+from segattn.training.losses import LOSS_NAMES
+from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, SegmentationModule
+
+TOP_LEVEL_KEYS = {
+    "data", "model", "trainer", "logger", "callbacks", "paths", "module", "experiment",
+    "task_name", "seed", "ckpt_path", "test_after_training",
+}
+#: SegmentationModule arguments that train() fills from the data and the model config.
+MODULE_FILLED = ("net", "class_names", "ignore_index", "config")
+#: Model arguments that train() takes from the data module.
+MODEL_FILLED_FROM_DATA = ("in_channels", "num_classes")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot run; the message lists every problem found."""
+
+
+def attention_problems(model: dict) -> list[str]:
+    """Heads must divide, and the positional encoding needs multiples of 4 of, every attended width."""
+    problems = []
+    depth, base, heads = model.get("depth"), model.get("base_channels"), model.get("heads")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (depth, base, heads)):
+        return problems  # type errors are reported by the signature check
+    if depth < 1:
+        problems.append(f"model.depth: got {depth}; expected an integer >= 1")
+    if base < 1:
+        problems.append(f"model.base_channels: got {base}; expected an integer >= 1")
+    if model.get("self_attention") or model.get("cross_attention"):
+        if heads < 1:
+            problems.append(f"model.heads: got {heads}; expected an integer >= 1")
+        elif base % heads:
+            valid = [h for h in range(1, base + 1) if base % h == 0]
+            problems.append(
+                f"model.heads: got {heads}, which does not divide model.base_channels={base} "
+                f"(attention splits the channels across heads); allowed heads for {base} channels: {valid}"
+            )
+        if base % 4:
+            problems.append(
+                f"model.base_channels: got {base}; with attention it must be a multiple of 4 (2D sine-cosine positional encoding)"
+            )
+        if model.get("max_tokens", 1) < 1:
+            problems.append(f"model.max_tokens: got {model['max_tokens']}; expected an integer >= 1")
+    return problems
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Raise ``ConfigError`` listing every problem of a composed ``train.yaml`` config."""
+    problems: list[str] = []
+    unknown = sorted(set(cfg.keys()) - TOP_LEVEL_KEYS)
+    for key in unknown:
+        problems.append(f"{key}: unknown top-level key; allowed: {', '.join(sorted(TOP_LEVEL_KEYS))}")
+
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    module = OmegaConf.to_container(cfg.module, resolve=True)
+    problems += check_target_node(cfg.data, "data")
+    problems += check_target_node(cfg.model, "model")
+    problems += check_target_node(cfg.trainer, "trainer", skip=("callbacks", "logger", "plugins"))
+    for group in ("callbacks", "logger"):
+        for name, node in (cfg.get(group) or {}).items():
+            if node is not None:
+                problems += check_target_node(node, f"{group}.{name}")
+    problems += check_against_signature(module, "module", SegmentationModule, filled=MODULE_FILLED)
+    problems += attention_problems(model)
+
+    depth, image_size = model.get("depth"), data.get("image_size")
+    if isinstance(depth, int) and isinstance(image_size, int) and depth >= 1:
+        multiple = 2**depth
+        if image_size < multiple or image_size % multiple:
+            lo, hi = max(multiple, image_size // multiple * multiple), (image_size // multiple + 1) * multiple
+            problems.append(
+                f"data.image_size: got {image_size}; must be a multiple of 2**model.depth = {multiple} "
+                f"(nearest valid: {lo} or {hi})"
+            )
+    lr, wd = module.get("lr"), module.get("weight_decay")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
+        problems.append(f"module.lr: got {lr}; expected a learning rate > 0")
+    if isinstance(wd, (int, float)) and not isinstance(wd, bool) and wd < 0:
+        problems.append(f"module.weight_decay: got {wd}; expected a value >= 0")
+    if module.get("loss") not in LOSS_NAMES:
+        problems.append(f"module.loss: got {module.get('loss')!r}; allowed: {', '.join(LOSS_NAMES)}")
+    if module.get("scheduler") not in SCHEDULERS:
+        problems.append(f"module.scheduler: got {module.get('scheduler')!r}; allowed: {', '.join(SCHEDULERS)}")
+    if module.get("nonfinite_loss") not in NONFINITE_POLICIES:
+        problems.append(f"module.nonfinite_loss: got {module.get('nonfinite_loss')!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
+    problems += data_problems(data)
+
+    seed = cfg.get("seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        problems.append(f"seed: got {seed!r}; expected a non-negative integer or null")
+    ckpt_path = cfg.get("ckpt_path")
+    if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
+        problems.append(f"ckpt_path: {ckpt_path} is not a file; expected the checkpoint to resume from (e.g. <run dir>/checkpoints/last.ckpt)")
+    for key in ("max_epochs", "min_epochs"):
+        value = cfg.trainer.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < (-1 if key == "max_epochs" else 0):
+            problems.append(f"trainer.{key}: got {value}; expected a non-negative integer")
+    if problems:
+        raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def data_problems(data: dict) -> list[str]:
+    """Rules on data values that the data module's constructor would only meet later."""
+    problems = []
+    for key in ("batch_size", "image_size"):
+        value = data.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            problems.append(f"data.{key}: got {value}; expected an integer >= 1")
+    value = data.get("num_workers")
+    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        problems.append(f"data.num_workers: got {value}; expected an integer >= 0")
+    for key in ("val_fraction", "test_fraction"):
+        value = data.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value < 1:
+            problems.append(f"data.{key}: got {value}; expected a fraction in [0, 1)")
+    return problems

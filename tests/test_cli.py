@@ -1,0 +1,174 @@
+"""End-to-end command lines: train (smoke), evaluate, resume, DDP, predict, unsafe checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(script: str, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``python <script>.py overrides...`` from the project root, or the installed console
+    script ``<script>`` (e.g. ``segattn-predict``), as a user would."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, str(ROOT / script)] if script.endswith(".py") else [str(Path(sys.executable).parent / script)]
+    proc = subprocess.run([*command, *overrides], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(overrides)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def tensorboard_tags(run_dir: Path) -> dict:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    acc.Reload()
+    return acc.Tags()
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    run("train.py", "experiment=smoke", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false")
+    return run_dir
+
+
+def test_smoke_training_writes_checkpoints_config_and_tensorboard(smoke_run):
+    assert (smoke_run / "checkpoints" / "last.ckpt").is_file()
+    assert (smoke_run / "checkpoints" / "best.ckpt").is_file()
+    assert (smoke_run / "config.yaml").is_file()
+    tags = tensorboard_tags(smoke_run)
+    for scalar in ("train/loss", "val/loss", "val/dice", "val/iou", "val/dice_per_image", "val/iou_per_image"):
+        assert scalar in tags["scalars"], scalar
+    assert any(t.startswith("lr-") for t in tags["scalars"])
+    assert any("prediction" in t for t in tags["images"])
+    assert any("attention/mhsa" in t for t in tags["images"])
+    assert any("attention/mhca_gate_level0" in t for t in tags["images"])
+    ckpt = torch.load(smoke_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["global_step"] == 2 * 4  # 16 images / batch 4, 2 epochs
+
+
+def test_evaluate_writes_metrics_matching_a_direct_computation(smoke_run, tmp_path):
+    ckpt_path = smoke_run / "checkpoints" / "best.ckpt"
+    out = tmp_path / "eval"
+    proc = run("evaluate.py", f"ckpt_path={ckpt_path}", f"hydra.run.dir={out}", "save_predictions=true")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["split"] == "test" and metrics["num_images"] == 8
+    assert metrics["checkpoint"] == str(ckpt_path.resolve())
+    for key in ("dice", "iou"):
+        assert set(metrics[key]) >= {"mean", "per_class", "per_image_mean", "dataset_level"}
+    assert "| **mean, dataset-level** |" in proc.stdout
+
+    # Direct computation: same model, same test images, IoU and Dice of class 1 by hand.
+    from segattn.checkpoint import load_checkpoint, module_from_checkpoint
+    from segattn.data import SyntheticDataModule
+
+    checkpoint = load_checkpoint(ckpt_path)
+    module = module_from_checkpoint(checkpoint).eval()
+    data_cfg = {k: v for k, v in checkpoint["hyper_parameters"]["config"]["data"].items() if not k.startswith("_") and "transform" not in k}
+    dm = SyntheticDataModule(**data_cfg)
+    dm.setup("test")
+    tp = fp = fn = 0
+    per_image = []
+    with torch.no_grad():
+        for item in dm.dataset("test"):
+            pred = module(item["image"][None]).argmax(1)[0]
+            t, p = item["mask"] == 1, pred == 1
+            i_tp, i_fp, i_fn = int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum())
+            tp, fp, fn = tp + i_tp, fp + i_fp, fn + i_fn
+            if i_tp + i_fp + i_fn:
+                per_image.append(i_tp / (i_tp + i_fp + i_fn))
+    assert metrics["iou"]["mean"] == pytest.approx(tp / (tp + fp + fn), abs=1e-9)
+    assert metrics["dice"]["mean"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-9)
+    assert metrics["iou"]["per_image_mean"] == pytest.approx(np.mean(per_image), abs=1e-9)
+    masks = sorted((out / "predictions").glob("*_mask.png"))
+    assert len(masks) == 8 and len(list((out / "predictions").glob("*_overlay.png"))) == 8
+
+
+def test_resume_continues_at_the_right_epoch_and_step(smoke_run, tmp_path):
+    first = tmp_path / "first"
+    run("train.py", "experiment=smoke", f"hydra.run.dir={first}", "trainer.max_epochs=1")
+    ckpt = torch.load(first / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (ckpt["epoch"], ckpt["global_step"]) == (1, 4)
+    resumed = tmp_path / "resumed"
+    run("train.py", "experiment=smoke", f"hydra.run.dir={resumed}", "trainer.max_epochs=3", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
+    ckpt = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (ckpt["epoch"], ckpt["global_step"]) == (3, 12)
+    sched = ckpt["lr_schedulers"][0]
+    assert sched["last_epoch"] == 12  # the schedule went on from where it stopped
+
+
+def test_predict_writes_masks_at_the_original_size(smoke_run, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(images / "a.png")
+    Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(images / "b.jpg")
+    out = tmp_path / "pred"
+    run("segattn-predict", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}", f"input_dir={images}", f"output_dir={out}")
+    a = np.array(Image.open(out / "a_mask.png"))
+    assert a.shape == (37, 53) and set(np.unique(a)) <= {0, 1}
+    assert np.array(Image.open(out / "b_mask.png")).shape == (20, 30)
+    assert Image.open(out / "a_overlay.png").size == (53, 37)
+
+
+class _Payload:
+    """Unpickling this would create a file: what a malicious checkpoint would do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_evaluate_refuses_a_checkpoint_with_a_pickled_payload(smoke_run, tmp_path):
+    marker = tmp_path / "pwned"
+    checkpoint = torch.load(smoke_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["payload"] = _Payload(marker)
+    bad = tmp_path / "bad.ckpt"
+    torch.save(checkpoint, bad, pickle_protocol=pickle.DEFAULT_PROTOCOL)
+    proc = run("evaluate.py", f"ckpt_path={bad}", f"hydra.run.dir={tmp_path / 'eval'}", check=False)
+    assert proc.returncode == 2
+    assert "refused to load" in proc.stderr + proc.stdout
+    assert str(bad) in proc.stderr + proc.stdout
+    assert not marker.exists()
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_training_without_data_says_where_and_how(tmp_path):
+    missing = tmp_path / "nowhere"
+    proc = run("train.py", "experiment=pets_binary", f"data.root={missing}", f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert proc.returncode == 2
+    text = proc.stderr + proc.stdout
+    assert str(missing) in text and "data.download=true" in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp_run_finishes_with_synchronised_metrics(tmp_path):
+    run_dir = tmp_path / "ddp"
+    run(
+        "train.py", "experiment=smoke", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+        "trainer.max_epochs=1", f"hydra.run.dir={run_dir}",
+    )
+    best = run_dir / "checkpoints" / "best.ckpt"
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    # 16 training images over 2 processes with batch 4: 2 optimizer steps per epoch.
+    assert ckpt["global_step"] == 2
+    logged = [v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint")][0]["best_model_score"]
+    # The logged val/dice covers the whole validation set: it equals a single-process evaluation.
+    run("evaluate.py", f"ckpt_path={best}", "split=val", f"hydra.run.dir={tmp_path / 'eval'}")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["num_images"] == 8
+    assert float(logged) == pytest.approx(metrics["dice"]["mean"], abs=1e-5)

@@ -1,0 +1,150 @@
+"""Config validation, atomic checkpoint writes, non-finite losses, unusable checkpoints, run directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
+from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.cli.train import RunDirectoryError, check_run_directory
+from segattn.config import ConfigError, validate_train_config
+from segattn.training.atomic_checkpoint_io import atomic_torch_save
+
+
+def compose_train(*overrides: str):
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=["experiment=smoke", "hydra.run.dir=/tmp/unused", *overrides], return_hydra_config=False)
+
+
+def problems_of(*overrides: str) -> str:
+    cfg = compose_train(*overrides)
+    with pytest.raises(ConfigError) as info:
+        validate_train_config(cfg)
+    return str(info.value)
+
+
+def test_default_and_experiment_configs_are_valid():
+    for experiment in ("smoke", "pets_binary", "pets_trimap", "isbi2012"):
+        validate_train_config(compose_train(f"experiment={experiment}"))
+
+
+@pytest.mark.parametrize(
+    "override,expected",
+    [
+        ("model.heads=3", "model.heads: got 3, which does not divide model.base_channels=8"),
+        ("data.image_size=30", "data.image_size: got 30; must be a multiple of 2**model.depth = 4 (nearest valid: 28 or 32)"),
+        ("module.lr=-0.1", "module.lr: got -0.1; expected a learning rate > 0"),
+        ("module.loss=focal", "module.loss: got 'focal'; allowed: ce, dice, ce+dice"),
+        ("module.scheduler=step", "module.scheduler: got 'step'; allowed: cosine, onecycle, none"),
+        ("model.depth=two", "model.depth: got 'two' (str); expected int"),
+        ("module.lr=fast", "module.lr: got 'fast' (str); expected float"),
+        ("+model.dropout=0.1", "model.dropout: unknown key; allowed keys:"),
+        ("+module.momentum=0.9", "module.momentum: unknown key; allowed keys:"),
+        ("+trainer.max_epoch=3", "trainer.max_epoch: unknown key"),
+        ("data.batch_size=0", "data.batch_size: got 0; expected an integer >= 1"),
+        ("module.nonfinite_loss=ignore", "module.nonfinite_loss: got 'ignore'; allowed: error, skip"),
+        ("ckpt_path=/nonexistent/last.ckpt", "ckpt_path: /nonexistent/last.ckpt is not a file"),
+    ],
+)
+def test_bad_settings_are_named_with_value_and_what_is_allowed(override, expected):
+    assert expected in problems_of(override)
+
+
+def test_all_problems_are_reported_at_once():
+    message = problems_of("model.heads=3", "module.lr=-1.0")
+    assert "model.heads" in message and "module.lr" in message
+
+
+def test_unknown_task_name_is_rejected_before_loading():
+    message = problems_of("data=oxford_pets", "data.task=segment")
+    assert "data.task" in message and "'segment'" in message and "binary" in message
+
+
+def test_atomic_save_keeps_the_previous_checkpoint_when_a_write_fails(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"step": 1, "w": torch.ones(3)}, path)
+
+    real_save = torch.save
+
+    def dying_save(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 half a checkpoint")  # what a kill in the middle of a write leaves
+        raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_torch_save({"step": 2, "w": torch.zeros(3)}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"w": torch.randn(100)}, "hyper_parameters": {}}, good)
+    bad = tmp_path / "truncated.ckpt"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"truncated\.ckpt: not a readable checkpoint"):
+        load_checkpoint(bad)
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="garbage.ckpt"):
+        load_checkpoint(garbage)
+    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def _tiny_checkpoint(tmp_path: Path, **net) -> Path:
+    from segattn.training.module import SegmentationModule
+
+    net = {"in_channels": 3, "num_classes": 2, "depth": 2, "base_channels": 8, "heads": 2, **net}
+    module = SegmentationModule(net=net, class_names=[f"c{i}" for i in range(net["num_classes"])])
+    path = tmp_path / f"tiny_{net['num_classes']}.ckpt"
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}, path)
+    return path
+
+
+def test_checkpoint_of_another_shape_or_class_count_is_refused_whole(tmp_path):
+    path = _tiny_checkpoint(tmp_path)
+    checkpoint = load_checkpoint(path)
+    module_from_checkpoint(checkpoint, path)  # the untouched one loads
+    other = load_checkpoint(_tiny_checkpoint(tmp_path, num_classes=3))
+    other["hyper_parameters"]["net"]["num_classes"] = 2  # settings say 2 classes, weights have 3
+    other["hyper_parameters"]["class_names"] = ["a", "b"]
+    with pytest.raises(CheckpointError, match=r"with another shape .*net\.head\.weight"):
+        module_from_checkpoint(other, "other.ckpt")
+    partial = load_checkpoint(path)
+    partial["state_dict"] = {k: v for k, v in partial["state_dict"].items() if "self_attention" not in k}
+    with pytest.raises(CheckpointError, match="missing"):
+        module_from_checkpoint(partial, "partial.ckpt")
+
+
+def test_checkpoint_config_cannot_name_arbitrary_targets(tmp_path):
+    path = _tiny_checkpoint(tmp_path)
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["hyper_parameters"]["config"] = {"data": {"_target_": "os.system", "command": "touch /tmp/x"}}
+    torch.save(checkpoint, path)
+    with pytest.raises(CheckpointError, match=r"data\._target_ names 'os.system'"):
+        load_checkpoint(path)
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    check_run_directory(run_dir, None)  # new: fine
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(RunDirectoryError, match="already holds a run"):
+        check_run_directory(run_dir, None)
+    check_run_directory(run_dir, str(run_dir / "checkpoints" / "last.ckpt"))  # resuming that run: fine
+    assert (run_dir / "checkpoints" / "last.ckpt").read_bytes() == b"x"
+
+
+def test_unwritable_run_directory_is_reported(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(RunDirectoryError, match="not writable"):
+        check_run_directory(blocker / "run", None)
