@@ -2,7 +2,7 @@
 
 ``torch.load(weights_only=True)`` refuses any pickled object other than tensors and plain
 containers, so a checkpoint cannot run code when it is opened. The configuration stored inside
-is then only used to instantiate classes from an allow-list of module prefixes, so a doctored
+is then only used to instantiate its data settings from an allow-list of module prefixes, so a doctored
 ``_target_`` cannot call arbitrary functions either. Errors name the file and what is wrong.
 """
 
@@ -48,7 +48,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     hparams = checkpoint["hyper_parameters"]
     if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict) or "class_names" not in hparams:
         raise CheckpointError(f"{path}: its hyper_parameters lack the network settings ('net') and 'class_names'")
-    check_targets(hparams.get("config") or {}, str(path))
+    # Only the data config is ever instantiated from a checkpoint (the network is built directly).
+    check_targets((hparams.get("config") or {}).get("data") or {}, str(path), "data")
     return checkpoint
 
 

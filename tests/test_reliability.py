@@ -18,7 +18,7 @@ from segattn.training.atomic_checkpoint_io import atomic_torch_save
 def compose_train(*overrides: str):
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=["experiment=smoke", "hydra.run.dir=/tmp/unused", *overrides], return_hydra_config=False)
+        return compose("train", overrides=["experiment=smoke", "paths.output_dir=/tmp/segattn-unused", *overrides], return_hydra_config=False)
 
 
 def problems_of(*overrides: str) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from segattn.data.oxford_pets import TASKS as OXFORD_TASKS
 from segattn.config.typecheck import check_against_signature, check_target_node
 from segattn.training.losses import LOSS_NAMES
 from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, SegmentationModule
@@ -117,6 +118,8 @@ def validate_train_config(cfg: DictConfig) -> None:
 def data_problems(data: dict) -> list[str]:
     """Rules on data values that the data module's constructor would only meet later."""
     problems = []
+    if data.get("_target_") == "segattn.data.OxfordPetsDataModule" and data.get("task") not in OXFORD_TASKS:
+        problems.append(f"data.task: got {data.get('task')!r}; allowed: {', '.join(OXFORD_TASKS)}")
     for key in ("batch_size", "image_size"):
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:
