@@ -148,3 +148,55 @@ def test_unwritable_run_directory_is_reported(tmp_path):
     blocker.write_text("a file, not a folder")
     with pytest.raises(RunDirectoryError, match="not writable"):
         check_run_directory(blocker / "run", None)
+
+
+class _NaNAtStep:
+    """Wraps a loss so that it returns NaN at one global step."""
+
+    def __init__(self, loss, module, step: int) -> None:
+        self.loss, self.module, self.step = loss, module, step
+
+    def __call__(self, logits, target):
+        value = self.loss(logits, target)
+        return value * float("nan") if self.module.global_step == self.step else value
+
+
+def _fit_with_nan(tmp_path: Path, policy: str):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from segattn.data import SyntheticDataModule
+    from segattn.training.atomic_checkpoint_io import AtomicCheckpointIO
+    from segattn.training.module import SegmentationModule
+
+    L.seed_everything(0)
+    data = SyntheticDataModule(image_size=32, batch_size=4)  # 16 images: 4 steps per epoch
+    module = SegmentationModule(net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names, nonfinite_loss=policy)
+    object.__setattr__(module, "criterion", _NaNAtStep(module.criterion, module, step=5))
+    checkpoints = tmp_path / "checkpoints"
+    trainer = L.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        callbacks=[ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=1, save_top_k=0, save_last=True)],
+    )
+    return trainer, module, data, checkpoints / "last.ckpt"
+
+
+def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path):
+    from segattn.training.module import NonFiniteLossError
+
+    trainer, module, data, last = _fit_with_nan(tmp_path, "error")
+    with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 1, global step 5, batch 1"):
+        trainer.fit(module, datamodule=data)
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 5  # the last good step, loadable
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
+
+
+def test_non_finite_loss_can_skip_the_batch(tmp_path):
+    trainer, module, data, last = _fit_with_nan(tmp_path, "skip")
+    trainer.fit(module, datamodule=data)
+    checkpoint = torch.load(last, map_location="cpu", weights_only=True)
+    assert checkpoint["global_step"] == 8  # the run went on to the end
+    # Had the NaN batch been back-propagated, AdamW would have turned every weight into NaN.
+    assert all(torch.isfinite(p).all() for p in module.parameters())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -103,6 +104,28 @@ class SegmentationModule(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         self._log_scores("test", self.test_scores)
 
+    def total_training_steps(self) -> int:
+        """Optimizer steps of the whole run, for the schedules.
+
+        Computed from the data module's sizes rather than ``trainer.estimated_stepping_batches``,
+        which builds and starts the training loader before a checkpoint's loader state is
+        restored, and so would break exact mid-epoch resumption.
+        """
+        trainer = self.trainer
+        datamodule = trainer.datamodule
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            return trainer.max_steps
+        if datamodule is None or not hasattr(datamodule, "dataset"):
+            return int(trainer.estimated_stepping_batches)
+        per_rank = math.ceil(len(datamodule.dataset("train")) / trainer.world_size)
+        batches = math.ceil(per_rank / datamodule.batch_size)
+        limit = trainer.limit_train_batches
+        if isinstance(limit, int):
+            batches = min(batches, limit)
+        elif limit is not None and limit < 1.0:
+            batches = int(batches * limit)
+        return max(1, math.ceil(batches / trainer.accumulate_grad_batches) * max(1, trainer.max_epochs))
+
     def configure_optimizers(self):
         hp = self.hparams
         if hp.lr <= 0:
@@ -110,7 +133,7 @@ class SegmentationModule(L.LightningModule):
         optimizer = torch.optim.AdamW(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.scheduler == "none":
             return optimizer
-        total_steps = self.trainer.estimated_stepping_batches
+        total_steps = self.total_training_steps()
         if hp.scheduler == "cosine":
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps)))
         else:

@@ -70,4 +70,7 @@ class ResumableDataLoader(DataLoader):
         return {"epoch": int(epoch), "batches_done": int(batches), "batch_size": int(self.batch_size)}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        # Lightning creates the resumed epoch's iterator before it calls set_epoch, so the epoch
+        # is restored here too.
+        self.sampler.set_epoch(state["epoch"])
         self.sampler.resume_from(state["epoch"], state["batches_done"] * state["batch_size"])

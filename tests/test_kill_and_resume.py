@@ -1,0 +1,73 @@
+"""A run killed with SIGKILL mid-epoch and resumed from last.ckpt ends exactly like one left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+# 24 training images / batch 4 = 6 steps per epoch, 2 epochs, a checkpoint after every step,
+# augmentation on (random flips), shuffled data.
+COMMON = [
+    "experiment=smoke", "data.num_train=24", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+    "callbacks.step_checkpoint.every_n_train_steps=1", "callbacks.attention_images=null",
+]
+STEPS_PER_EPOCH = 6
+
+
+def train_command(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "train.py"), *COMMON, f"hydra.run.dir={run_dir}", *extra]
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def final_state(run_dir: Path) -> tuple[dict, float, int]:
+    ckpt = load(run_dir / "checkpoints" / "last.ckpt")
+    best = [v for k, v in ckpt["callbacks"].items() if "'monitor': 'val/dice'" in k][0]["best_model_score"]
+    return ckpt["state_dict"], float(best), ckpt["global_step"]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    alone = tmp_path / "alone"
+    subprocess.run(train_command(alone), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+
+    killed = tmp_path / "killed"
+    last = killed / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen(train_command(killed), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kill_after = STEPS_PER_EPOCH + 2  # in the middle of the second epoch
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            if last.exists() and load(last)["global_step"] >= kill_after:
+                break
+            assert proc.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    step_at_kill = load(last)["global_step"]
+    assert step_at_kill % STEPS_PER_EPOCH != 0, f"killed at step {step_at_kill}, not mid-epoch"
+    assert step_at_kill < 2 * STEPS_PER_EPOCH
+
+    subprocess.run(train_command(killed, f"ckpt_path={last}"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+
+    weights_alone, dice_alone, steps_alone = final_state(alone)
+    weights_resumed, dice_resumed, steps_resumed = final_state(killed)
+    assert steps_alone == steps_resumed == 2 * STEPS_PER_EPOCH
+    assert weights_alone.keys() == weights_resumed.keys()
+    for name in weights_alone:
+        torch.testing.assert_close(weights_resumed[name], weights_alone[name], rtol=0, atol=1e-6, msg=name)
+    assert dice_resumed == pytest.approx(dice_alone, abs=1e-6)
