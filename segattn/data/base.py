@@ -1,14 +1,12 @@
 """The dataset and LightningDataModule shared by every data source.
 
 A subclass says where the samples are (``build_splits``) and what the mask values mean
-(``mask_mapping``); this base handles splitting, caps, transforms, augmentation seeding and the
+(``mask_mapping``); this base handles caps, default transforms, augmentation seeding and the
 data loaders.
 """
 
 from __future__ import annotations
 
-import logging
-import random
 import zlib
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -19,13 +17,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from segattn.data.errors import DatasetContentError
 from segattn.data.samples import lookup_table
-from segattn.data.transforms import image_to_tensor, resize_and_normalize
+from segattn.data.splits import seeded_cap
+from segattn.data.transforms import Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
 from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler
 
-log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+DEFAULT_SEED = 42
 
 
 class Sample(Protocol):
@@ -63,35 +61,21 @@ class SegmentationDataset(Dataset):
         if epoch is not None:
             self.transform.set_random_seed(zlib.crc32(f"{self.seed}/{epoch}/{index}".encode()))
         out = self.transform(image=image, mask=mask.astype(np.int32))
-        return {
-            "image": image_to_tensor(out["image"]),
-            "mask": torch.from_numpy(np.ascontiguousarray(out["mask"])).long(),
-            "name": sample.name,
-        }
+        return {"image": as_image_tensor(out["image"]), "mask": as_mask_tensor(out["mask"]), "name": sample.name}
 
 
-def seeded_split(names: Sequence[str], fractions: Sequence[float], seed: int) -> list[list[str]]:
-    """Shuffle sorted ``names`` with ``seed`` and cut off one part per fraction (at least one item
-    each when the fraction is positive); the last part is the rest."""
-    order = sorted(names)
-    random.Random(seed).shuffle(order)
-    parts, start = [], 0
-    for fraction in fractions:
-        count = max(1, round(fraction * len(order))) if fraction > 0 else 0
-        parts.append(order[start : start + count])
-        start += count
-    parts.append(order[start:])
-    return parts
+def as_image_tensor(image: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A pipeline's image output as (C, H, W) float32, whether or not it ended with ToTensorV2."""
+    if isinstance(image, torch.Tensor):
+        return (image[None] if image.ndim == 2 else image).float()
+    return image_to_tensor(image)
 
 
-def report_missing(missing: Sequence[str], what: str, skip: bool) -> None:
-    """Raise (or, with ``skip``, log) names that a split lists but the disk lacks."""
-    if not missing:
-        return
-    message = f"{len(missing)} {what} missing on disk (first: {', '.join(missing[:5])})"
-    if not skip:
-        raise DatasetContentError(message + "; set data.skip_missing=true to leave them out")
-    log.warning("%s; skipping them (data.skip_missing=true)", message)
+def as_mask_tensor(mask: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """A pipeline's mask output as (H, W) int64 class ids."""
+    if isinstance(mask, torch.Tensor):
+        return mask.long()
+    return torch.from_numpy(np.ascontiguousarray(mask)).long()
 
 
 class SegmentationDataModule(L.LightningDataModule):
@@ -110,20 +94,24 @@ class SegmentationDataModule(L.LightningDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
-        seed: int = 42,
+        seed: int | None = 42,
         max_samples: int | None = None,
         train_transform: A.Compose | None = None,
         eval_transform: A.Compose | None = None,
     ) -> None:
         super().__init__()
-        if max_samples is not None and max_samples < 1:
-            raise ValueError(f"data.max_samples: got {max_samples}; expected a positive integer or null")
+        for name, value, low in (("image_size", image_size, 1), ("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"data.{name}: got {value!r}; expected an integer >= {low}")
+        if max_samples is not None and (not isinstance(max_samples, int) or max_samples < 1):
+            raise ValueError(f"data.max_samples: got {max_samples!r}; expected a positive integer or null")
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
-        self.seed = seed
+        self.persistent_workers = persistent_workers and num_workers > 0  # torch refuses it without workers
+        # Splits must never depend on chance: a null seed (the run's ``seed: null``) means the default.
+        self.seed = DEFAULT_SEED if seed is None else int(seed)
         self.max_samples = max_samples
         self._train_transform = train_transform
         self._eval_transform = eval_transform
@@ -138,6 +126,10 @@ class SegmentationDataModule(L.LightningDataModule):
         """Mask pixel value → class id (or ``ignore_index``)."""
         raise NotImplementedError
 
+    def normalization(self) -> Stats:
+        """(mean, std) of the default pipelines; subclasses with measured statistics override it."""
+        return default_stats(self.in_channels)
+
     # --- shared ------------------------------------------------------------------------------
     @property
     def grey(self) -> bool:
@@ -145,30 +137,36 @@ class SegmentationDataModule(L.LightningDataModule):
 
     @property
     def eval_transform(self) -> A.Compose:
-        return self._eval_transform or resize_and_normalize(self.image_size, self.grey)
+        """The given eval pipeline, else resize to ``image_size`` and normalise."""
+        if self._eval_transform is None:
+            self._eval_transform = eval_pipeline(self.image_size, self.normalization())
+        return self._eval_transform
 
     @property
     def train_transform(self) -> A.Compose:
-        return self._train_transform or self.eval_transform
+        """The given train pipeline, else crop/flip/affine/jitter at ``image_size`` and normalise."""
+        if self._train_transform is None:
+            self._train_transform = train_pipeline(self.image_size, self.normalization(), rgb=not self.grey)
+        return self._train_transform
 
-    def to_tensor(self, image: np.ndarray) -> torch.Tensor:
-        """A transformed image array as the model's input tensor (C, H, W)."""
-        return image_to_tensor(image)
+    def to_tensor(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """A transformed image (array, or tensor from ToTensorV2) as the model's input (C, H, W)."""
+        return as_image_tensor(image)
 
     def setup(self, stage: str | None = None) -> None:
+        """Find and check the samples of every split (once; later calls reuse them)."""
         if self._datasets is not None:
             return
         splits = self.build_splits()
         table = lookup_table(self.mask_mapping())
         self._datasets = {}
         for split in SPLITS:
-            samples = splits.get(split, [])
-            if self.max_samples is not None:
-                samples = samples[: self.max_samples]
+            samples = seeded_cap(splits.get(split, []), self.max_samples, self.seed, split)
             transform = self.train_transform if split == "train" else self.eval_transform
             self._datasets[split] = SegmentationDataset(samples, transform, self.grey, table, self.seed)
 
     def dataset(self, split: str) -> SegmentationDataset:
+        """The dataset of "train", "val" or "test" (set up on first use)."""
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.setup()

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segattn.data.base import SegmentationDataModule, seeded_split
-from segattn.data.folder import paired_samples
+from segattn.data.base import SegmentationDataModule
 from segattn.data.errors import DatasetLayoutError
+from segattn.data.folder import paired_samples
+from segattn.data.samples import FileSample
+from segattn.data.splits import check_fraction, seeded_split
+from segattn.data.transforms import Stats
 
 LAYOUT = "train/images/<id>.png and train/masks/<id>.png (512x512 grey; mask 0 = membrane, 255 = cell interior)"
+#: Pixel mean and std of the 30 labelled slices (intensities scaled to 0..1).
+ISBI_MEAN, ISBI_STD = (0.495,), (0.173,)
 
 
 class ISBI2012DataModule(SegmentationDataModule):
     """Membrane is the foreground: class 1 = membrane (mask 0), class 0 = cell interior (mask 255).
 
     The labelled slices are split by ``seed`` into train / val / test (``val_fraction``,
-    ``test_fraction``); the test slices are held out for the final evaluation, since the
-    challenge's own test labels were never published.
+    ``test_fraction``; 18 / 6 / 6 by default); the test slices are held out for the final
+    evaluation, since the challenge's own test labels were never published.
     """
 
     def __init__(self, root: str, val_fraction: float = 0.2, test_fraction: float = 0.2, skip_missing: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0 <= value < 1:
-                raise ValueError(f"data.{name}: got {value}; expected a fraction in [0, 1)")
+        check_fraction("val_fraction", val_fraction)
+        check_fraction("test_fraction", test_fraction)
         if val_fraction + test_fraction >= 1:
             raise ValueError(f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction}; must leave slices to train on")
         self.root = Path(root)
@@ -37,14 +41,18 @@ class ISBI2012DataModule(SegmentationDataModule):
     def mask_mapping(self) -> dict[int, int]:
         return {0: 1, 255: 0}
 
-    def build_splits(self) -> dict[str, list]:
+    def normalization(self) -> Stats:
+        return ISBI_MEAN, ISBI_STD
+
+    def build_splits(self) -> dict[str, list[FileSample]]:
         images, masks = self.root / "train" / "images", self.root / "train" / "masks"
         for part in (self.root, images, masks):
             if not part.is_dir():
                 raise DatasetLayoutError(
                     f"ISBI-2012 data: {part} is missing. Expected under data.root={self.root}: {LAYOUT}. "
-                    "Download the challenge data (http://brainiac2.mit.edu/isbi_challenge/) and point data.root= at it."
+                    "Get the challenge data (http://brainiac2.mit.edu/isbi_challenge/; a PNG export is in github.com/zhixuhao/unet, "
+                    "data/membrane/train/{image,label}, to be renamed to images/ and masks/) and point data.root=<path to a local copy> at it."
                 )
         samples = {s.name: s for s in paired_samples(images, masks, self.skip_missing)}
         val, test, train = seeded_split(list(samples), [self.val_fraction, self.test_fraction], self.seed)
-        return {split: [samples[n] for n in sorted(names)] for split, names in (("train", train), ("val", val), ("test", test))}
+        return {split: [samples[n] for n in names] for split, names in (("train", train), ("val", val), ("test", test))}

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from segattn.data.base import SegmentationDataModule, report_missing, seeded_split
+from segattn.data.base import SegmentationDataModule
 from segattn.data.errors import DatasetLayoutError
 from segattn.data.samples import FileSample
+from segattn.data.splits import check_fraction, report_missing, seeded_split
 
 TASKS = ("binary", "trimap")
 LAYOUT = "images/<Name>.jpg, annotations/trimaps/<Name>.png, annotations/trainval.txt, annotations/test.txt"
+LAYOUT_PARTS = ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt")
+HOW_TO_GET = (
+    "Get it with data.download=true (online; torchvision fetches it into data.root), "
+    "or point data.root=<path to a local copy> (the folder holding images/ and annotations/, or its parent)."
+)
+DOWNLOAD_DIR = "oxford-iiit-pet"  # where torchvision.datasets.OxfordIIITPet puts the files under its root
 
 
 def read_split_list(path: Path) -> list[str]:
@@ -46,8 +53,7 @@ class OxfordPetsDataModule(SegmentationDataModule):
         super().__init__(**kwargs)
         if task not in TASKS:
             raise ValueError(f"data.task: got {task!r}; allowed: {', '.join(TASKS)}")
-        if not 0 <= val_fraction < 1:
-            raise ValueError(f"data.val_fraction: got {val_fraction}; expected a fraction in [0, 1)")
+        check_fraction("val_fraction", val_fraction)
         self.root = Path(root)
         self.task = task
         self.ignore_border = ignore_border
@@ -65,6 +71,7 @@ class OxfordPetsDataModule(SegmentationDataModule):
         return {1: 1, 2: 0, 3: 1} if self.task == "binary" else {1: 1, 2: 0, 3: 2}
 
     def prepare_data(self) -> None:
+        """Download through torchvision when ``download`` is set (into ``root/oxford-iiit-pet``)."""
         if self.download:
             from torchvision.datasets import OxfordIIITPet
 
@@ -72,41 +79,43 @@ class OxfordPetsDataModule(SegmentationDataModule):
                 OxfordIIITPet(str(self.root), split=split, target_types="segmentation", download=True)
 
     def layout_root(self) -> Path:
-        """The folder holding images/ and annotations/ (root itself or root/oxford-iiit-pet)."""
-        for candidate in (self.root, self.root / "oxford-iiit-pet"):
-            if (candidate / "images").is_dir() and (candidate / "annotations").is_dir():
-                return candidate
-        how = (
-            "Get it with data.download=true (online; torchvision fetches it into data.root), "
-            "or point data.root=<folder> at a local copy."
-        )
+        """The folder holding the official layout: ``root`` itself or ``root/oxford-iiit-pet``.
+
+        When neither is complete, the error names the parts missing from the closer candidate.
+        """
         if not self.root.exists():
-            raise DatasetLayoutError(f"Oxford-IIIT Pet root {self.root} does not exist. Expected the official layout: {LAYOUT}. {how}")
+            raise DatasetLayoutError(f"Oxford-IIIT Pet: data.root={self.root} does not exist. Expected the official layout: {LAYOUT}. {HOW_TO_GET}")
+        candidates = [self.root, self.root / DOWNLOAD_DIR]
+        missing = {c: [part for part in LAYOUT_PARTS if not (c / part).exists()] for c in candidates}
+        for candidate in candidates:
+            if not missing[candidate]:
+                return candidate
+        closest = min(candidates, key=lambda c: len(missing[c]))  # ties go to root itself
+        also = f"; also looked in {self.root / DOWNLOAD_DIR}" if closest == self.root else ""
         raise DatasetLayoutError(
-            f"Oxford-IIIT Pet root {self.root} lacks images/ and annotations/ (also looked in {self.root / 'oxford-iiit-pet'}). "
-            f"Expected the official layout: {LAYOUT}. {how}"
+            f"Oxford-IIIT Pet: {closest} lacks {', '.join(missing[closest])} "
+            f"(missing: {', '.join(str(closest / p) for p in missing[closest])}{also}). "
+            f"Expected the official layout under data.root: {LAYOUT}. {HOW_TO_GET}"
         )
 
     def build_splits(self) -> dict[str, list[FileSample]]:
         root = self.layout_root()
-        for part in ("annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt"):
-            if not (root / part).exists():
-                raise DatasetLayoutError(
-                    f"Oxford-IIIT Pet root {root} lacks {part}. Expected the official layout: {LAYOUT}. "
-                    "Re-download with data.download=true or fix data.root=."
-                )
-        lists = {split: read_split_list(root / "annotations" / f"{split}.txt") for split in ("trainval", "test")}
-        available = {}
-        for split, names in lists.items():
-            present, missing = [], []
-            for name in names:
-                image, mask = root / "images" / f"{name}.jpg", root / "annotations" / "trimaps" / f"{name}.png"
-                (present if image.is_file() and mask.is_file() else missing).append(name)
-            report_missing(missing, f"of the {len(names)} images in annotations/{split}.txt are", self.skip_missing)
-            available[split] = present
+        image_dir, trimap_dir = root / "images", root / "annotations" / "trimaps"
+
+        def sample(name: str) -> FileSample:
+            return FileSample(name, image_dir / f"{name}.jpg", trimap_dir / f"{name}.png")
+
+        available: dict[str, list[str]] = {}
+        for split in ("trainval", "test"):
+            names = read_split_list(root / "annotations" / f"{split}.txt")
+            missing = [n for n in names if not (sample(n).image_path.is_file() and sample(n).mask_path.is_file())]
+            report_missing(
+                missing,
+                f"of the {len(names)} images in annotations/{split}.txt are missing on disk",
+                self.skip_missing,
+                f"; each listed name needs images/<Name>.jpg and annotations/trimaps/<Name>.png under {root}",
+            )
+            absent = set(missing)
+            available[split] = [n for n in names if n not in absent]
         val, train = seeded_split(available["trainval"], [self.val_fraction], self.seed)
-
-        def samples(names: list[str]) -> list[FileSample]:
-            return [FileSample(n, root / "images" / f"{n}.jpg", root / "annotations" / "trimaps" / f"{n}.png") for n in names]
-
-        return {"train": samples(train), "val": samples(val), "test": samples(available["test"])}
+        return {"train": [sample(n) for n in train], "val": [sample(n) for n in val], "test": [sample(n) for n in available["test"]]}

@@ -10,15 +10,35 @@ import numpy as np
 from segattn.data.errors import DatasetContentError
 from segattn.data.io import read_image, read_mask
 
+UNMAPPED = -1
 
-def lookup_table(mapping: dict[int, int], unmapped: int = -1) -> np.ndarray:
-    """A 256-entry table from mask values to class ids (``unmapped`` where the mapping is silent)."""
-    table = np.full(256, unmapped, dtype=np.int64)
+
+def lookup_table(mapping: dict[int, int]) -> np.ndarray:
+    """A 256-entry table from 8-bit mask values to class ids (``UNMAPPED`` where the mapping is silent)."""
+    table = np.full(256, UNMAPPED, dtype=np.int64)
     for value, class_id in mapping.items():
         if not 0 <= int(value) <= 255:
-            raise ValueError(f"mask value {value} in the mapping is outside 0..255 (8-bit masks)")
+            raise ValueError(f"mask value {value} in the mask mapping is outside 0..255 (masks are read as 8-bit values)")
         table[int(value)] = int(class_id)
     return table
+
+
+def map_mask(raw: np.ndarray, table: np.ndarray, path: Path) -> np.ndarray:
+    """Raw mask values → class ids; any value the mapping does not cover is an error naming the file."""
+    known = [int(v) for v in np.flatnonzero(table != UNMAPPED)]
+    if raw.dtype != np.uint8:
+        outside = np.unique(raw[(raw < 0) | (raw > 255)]) if np.issubdtype(raw.dtype, np.integer) else np.unique(raw)
+        if outside.size:
+            raise DatasetContentError(
+                f"mask {path} holds values {[v.item() for v in outside[:10]]} that the mask mapping does not cover; mapped values: {known}"
+            )
+        raw = raw.astype(np.uint8)
+    mask = table[raw]
+    unmapped = mask == UNMAPPED
+    if unmapped.any():
+        bad = [int(v) for v in np.unique(raw[unmapped])]
+        raise DatasetContentError(f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {known}")
+    return mask
 
 
 @dataclass(frozen=True)
@@ -37,13 +57,4 @@ class FileSample:
                 f"image {self.image_path} is {image.shape[1]}x{image.shape[0]} but its mask {self.mask_path} is "
                 f"{raw.shape[1]}x{raw.shape[0]} (width x height); they must be the same size"
             )
-        if raw.dtype != np.uint8:
-            raise DatasetContentError(f"mask {self.mask_path} has {raw.dtype} pixels; expected 8-bit values")
-        mask = table[raw]
-        if (mask < 0).any():
-            bad = sorted(int(v) for v in np.unique(raw[mask < 0]))
-            known = sorted(int(v) for v in np.flatnonzero(table >= 0))
-            raise DatasetContentError(
-                f"mask {self.mask_path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {known}"
-            )
-        return image, mask
+        return image, map_mask(raw, table, self.mask_path)

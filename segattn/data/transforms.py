@@ -1,12 +1,19 @@
 """Default albumentations pipelines and the conversion of their output to tensors.
 
 The pipelines used in practice are declared in ``configs/data/*.yaml`` and built by Hydra; the
-default here (resize and normalise, no augmentation) serves code that builds a data module
-directly. Masks are resized with nearest-neighbour interpolation (``mask_interpolation=0``), so
-no new class values appear.
+defaults here serve code that builds a data module directly, and mirror the YAML ones.
+
+Masks always use nearest-neighbour interpolation, so no new class values appear. Resizing
+transforms use ``cv2.INTER_NEAREST_EXACT`` (6): plain ``INTER_NEAREST`` (0) samples the top-left
+source pixel, half a pixel off the centre-aligned grid that the image's linear interpolation uses,
+which shifts masks against their images when downscaling. Warps (``Affine``) map pixel centres
+either way and accept only 0..4, so they keep 0; that is also why the Compose sets no global
+``mask_interpolation`` (it would push 6 into ``Affine``, which OpenCV's remap rejects).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import albumentations as A
 import numpy as np
@@ -15,15 +22,56 @@ import torch
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 GREY_MEAN = (0.5,)
-GREY_STD = (0.25,)
+GREY_STD = (0.5,)
+NEAREST_EXACT = 6  # cv2.INTER_NEAREST_EXACT, for Resize / RandomResizedCrop masks
+
+Stats = tuple[Sequence[float] | float, Sequence[float] | float]
 
 
-def resize_and_normalize(image_size: int, grey: bool) -> A.Compose:
-    """Resize to a square of ``image_size`` and normalise (ImageNet statistics for RGB)."""
-    mean, std = (GREY_MEAN, GREY_STD) if grey else (IMAGENET_MEAN, IMAGENET_STD)
+def default_stats(in_channels: int) -> Stats:
+    """ImageNet statistics for RGB (what pretrained encoders expect), 0.5/0.5 for grey."""
+    return (IMAGENET_MEAN, IMAGENET_STD) if in_channels == 3 else (GREY_MEAN, GREY_STD)
+
+
+def normalize(in_channels: int) -> A.Normalize:
+    """``Normalize`` with the default statistics for the channel count.
+
+    For YAML pipelines whose channel count is itself configurable (``configs/data/folder.yaml``):
+    ``{_target_: segattn.data.transforms.normalize, in_channels: ${data.in_channels}}``.
+    """
+    if in_channels not in (1, 3):
+        raise ValueError(f"in_channels: got {in_channels}; allowed: 1 (grey) or 3 (RGB)")
+    mean, std = default_stats(in_channels)
+    return A.Normalize(mean=mean, std=std)
+
+
+def eval_pipeline(image_size: int, stats: Stats) -> A.Compose:
+    """Resize to a square of ``image_size`` and normalise: no randomness."""
+    mean, std = stats
     return A.Compose(
-        [A.Resize(image_size, image_size, mask_interpolation=0), A.Normalize(mean=mean, std=std)],
-        mask_interpolation=0,
+        [A.Resize(image_size, image_size, mask_interpolation=NEAREST_EXACT), A.Normalize(mean=mean, std=std)]
+    )
+
+
+def train_pipeline(image_size: int, stats: Stats, rgb: bool) -> A.Compose:
+    """Random crop to a square of ``image_size``, flip, small affine, photometric jitter, normalise.
+
+    Colour jitter only makes sense for RGB; grey images get brightness/contrast jitter instead.
+    """
+    mean, std = stats
+    photometric = (
+        A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5)
+        if rgb
+        else A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5)
+    )
+    return A.Compose(
+        [
+            A.RandomResizedCrop(size=(image_size, image_size), scale=(0.5, 1.0), mask_interpolation=NEAREST_EXACT),
+            A.HorizontalFlip(p=0.5),
+            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), p=0.5),
+            photometric,
+            A.Normalize(mean=mean, std=std),
+        ]
     )
 
 
