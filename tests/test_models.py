@@ -58,6 +58,21 @@ def test_fast_path_equals_explicit_path(self_attention, cross_attention, max_tok
     torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-5)
 
 
+def test_fast_path_runs_the_fused_kernel_and_never_the_math_fallback():
+    """Non-contiguous token layouts make SDPA fall back to the math kernel (N×N scores): guard it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model = UNetAttention(**TINY).eval()
+    with torch.no_grad(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(torch.randn(1, 3, 32, 32))
+    ops = {event.key for event in prof.key_averages()}
+    fused = {op for op in ops if op.startswith("aten::_scaled_dot_product") and "math" not in op}
+    assert fused, f"no fused attention kernel ran: {sorted(o for o in ops if 'attention' in o)}"
+    assert not any("math" in op for op in ops if "scaled_dot_product" in op)
+    calls = sum(e.count for e in prof.key_averages() if e.key in fused)
+    assert calls == 1 + TINY["depth"]  # the MHSA and one MHCA per skip level
+
+
 @pytest.mark.parametrize("self_attention,cross_attention", ABLATIONS)
 def test_ablations_build_and_run(self_attention, cross_attention):
     model = UNetAttention(**TINY, self_attention=self_attention, cross_attention=cross_attention)

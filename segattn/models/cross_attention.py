@@ -62,7 +62,7 @@ class MultiHeadCrossAttentionGate(nn.Module):
         pooled_skip = F.adaptive_max_pool2d(skip, grid)  # 2×2 max-pool when grid is Y's size
         q, k = self.query_key(add_positional_encoding(coarse)).flatten(2).transpose(1, 2).chunk(2, dim=-1)
         v = self.value(add_positional_encoding(pooled_skip)).flatten(2).transpose(1, 2)
-        out, weights = multihead_attention(q.contiguous(), k.contiguous(), v, self.heads, need_weights)
+        out, weights = multihead_attention(q, k, v, self.heads, need_weights)
         out = out.transpose(1, 2).reshape(b, cs, *grid)
         gate = torch.sigmoid(self.gate(out))
         gate = F.interpolate(gate, size=(h, w), mode="bilinear", align_corners=False)
