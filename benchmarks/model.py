@@ -1,0 +1,152 @@
+"""Training throughput and peak memory of the four ablations of the U-Net Transformer.
+
+Run from the repository root:  python benchmarks/model.py [--device cuda] [--amp bf16] [--output FILE]
+(``python -m benchmarks.model`` works too).
+
+The ablations share every width (``--base-channels``, depth 4, 8 heads, max_tokens 1024) and
+differ only in the attention switches: plain U-Net, +MHSA (bottleneck self-attention), +MHCA
+(cross-attention gates on the skips), and both (the full U-Net Transformer). Each step is what
+training does: forward, cross-entropy, backward, AdamW step, on random images and labels. All
+ablations run at ``--sizes``; the plain U-Net and the full model also at ``--full-sizes``, so
+the full model's cost at large images can still be compared with the plain U-Net's. Steps of the
+models at one size take turns within every repeat (one warm-up each), so load from other users
+of the machine affects them alike; the ratios "× plain" are step time and peak memory divided
+by the plain U-Net's at the same size in the same run.
+
+Peak memory is measured in a fresh process per case: after one warm-up step (so AdamW's state
+exists), the memory needed by one more step above what the process held before it, i.e.
+activations, gradients and temporaries, not weights and optimiser state (see ``params M``).
+"MiB/MP" divides it by the megapixels in the batch: a constant column means memory grows linearly
+with pixels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``segattn`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+import torch.nn.functional as F
+
+from benchmarks.common import (
+    MIB,
+    PeakMemory,
+    autocast,
+    emit,
+    machine_line,
+    markdown_table,
+    measure_in_subprocess,
+    reference_gflops,
+    resolve_device,
+    time_interleaved,
+)
+from segattn.models import UNetAttention
+
+# name → (self_attention, cross_attention)
+VARIANTS = {"plain U-Net": (False, False), "+MHSA": (True, False), "+MHCA": (False, True), "MHSA+MHCA": (True, True)}
+
+
+def default_batch(size: int) -> int:
+    """4 images at 128 px, halving as the side doubles (2 at 256), at least 1 (512 and 1024 px)."""
+    return max(1, 4 * 128 // size)
+
+
+def build_step(case: dict, device: torch.device):
+    """Model, AdamW and a random batch; returns (one training step, parameter count)."""
+    torch.manual_seed(0)
+    sa, ca = VARIANTS[case["variant"]]
+    model = UNetAttention(base_channels=case["base_channels"], self_attention=sa, cross_attention=ca).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    b, s = case["batch"], case["size"]
+    x = torch.randn(b, 3, s, s, device=device)
+    y = torch.randint(0, 2, (b, s, s), device=device)
+
+    def step() -> None:
+        with autocast(device, case["amp"]):
+            loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)  # gradients are freed, so each step allocates its own
+
+    return step, sum(p.numel() for p in model.parameters())
+
+
+def memory_case(case: dict) -> None:
+    """Child process: one warm-up step, then the peak memory of one more; prints JSON."""
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
+    device = torch.device(case["device"])
+    step, _ = build_step(case, device)
+    step()
+    with PeakMemory(device) as peak:
+        step()
+    print(json.dumps({"peak_bytes": peak.peak}))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512], help="image sides for all four ablations")
+    p.add_argument("--full-sizes", type=int, nargs="*", default=[1024],
+                   help="image sides for the plain U-Net and the full model only")
+    p.add_argument("--batch", type=int, default=None, help="batch size at every size (default: 4 at 128 px, 2 at 256, 1 above)")
+    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3, help="timed steps per case (median reported), after 1 warm-up")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--amp", choices=("bf16",), default=None, help="autocast dtype for forward and loss (bf16)")
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--smoke", action="store_true", help="32 px, batch 1 (unless --batch), no full sizes, 1 repeat: a quick check")
+    p.add_argument("--output", help="also write the report to this file")
+    p.add_argument("--memory-case", help=argparse.SUPPRESS)  # internal: run one case in a child process
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.sizes, args.full_sizes, args.repeats, args.batch = [32], [], 1, args.batch or 1
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory_case:
+        return memory_case(json.loads(args.memory_case))
+    device = resolve_device(args.device)
+    script = Path(__file__).resolve()
+    plan = [(s, list(VARIANTS)) for s in args.sizes]
+    plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
+    gflops_before = reference_gflops(device)
+    rows = []
+    for size, variants in plan:
+        batch = args.batch or default_batch(size)
+        cases = {v: dict(variant=v, size=size, batch=batch, base_channels=args.base_channels,
+                         device=device.type, amp=args.amp, threads=args.threads) for v in variants}
+        built = {v: build_step(c, device) for v, c in cases.items()}
+        times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device)
+        params = {v: n for v, (_, n) in built.items()}
+        del built
+        mem = {v: measure_in_subprocess(script, c)["peak_bytes"] / MIB for v, c in cases.items()}
+        megapixels = batch * size * size / 1e6
+        for v in variants:
+            rows.append([f"{size} px", v, batch, f"{batch / times[v]:.2f}", f"{times[v]:.3f}",
+                         f"{times[v] / times['plain U-Net']:.2f}", f"{mem[v]:,.0f}",
+                         f"{mem[v] / mem['plain U-Net']:.2f}", f"{mem[v] / megapixels:,.0f}", f"{params[v] / 1e6:.2f}"])
+        print(f"# done {size} px", file=sys.stderr, flush=True)
+    header = ["size", "model", "batch", "img/s", "step s", "time × plain", "peak MiB", "memory × plain", "MiB/MP", "params M"]
+    amp = f", autocast {args.amp}" if args.amp else ""
+    report = (
+        f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
+        f"8 heads, max_tokens 1024{amp}; median of {args.repeats} after 1 warm-up; peak memory above the step's "
+        f"start, one process per case.\n"
+        f"Machine: {machine_line(device)}\n"
+        f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "
+        f"{reference_gflops(device):.0f} after (a drop means other load on the machine).\n\n" + markdown_table(header, rows)
+    )
+    emit(report, args.output)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Smoke test of the benchmark scripts: each runs at its smallest size and prints a full table."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """Cells of the Markdown table's rows (header first, the alignment row dropped)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("|")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in lines if not line.startswith("|:--")]
+
+
+def run(script: str, *args: str, tmp_path: Path) -> tuple[list[list[str]], str]:
+    out = tmp_path / "report.md"
+    proc = subprocess.run([sys.executable, f"benchmarks/{script}", "--smoke", "--output", str(out), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert out.read_text().strip() == proc.stdout.strip()  # --output writes what was printed
+    return table_rows(proc.stdout), proc.stdout
+
+
+@pytest.mark.slow
+def test_attention_benchmark_smoke(tmp_path):
+    rows, text = run("attention.py", "--channels", "64", "--coarse-channels", "128", tmp_path=tmp_path)
+    assert "Machine:" in text
+    header, body = rows[0], rows[1:]
+    assert header == ["module", "tokens N (grid)", "fast path kernel", "fast s", "textbook s", "time fast/textbook",
+                      "fast MiB", "textbook MiB", "memory fast/textbook"]
+    assert [(r[0], r[1]) for r in body] == [("MHSA", "256 (16×16)"), ("MHCA", "256 (16×16)")]
+    for r in body:
+        assert len(r) == len(header)
+        assert r[2] in ("fused", "math fallback", "unknown")
+        assert float(r[3]) > 0 and float(r[4]) > 0 and float(r[5]) > 0
+        assert float(r[6].replace(",", "")) >= 0 and float(r[7].replace(",", "")) >= 0
+
+
+@pytest.mark.slow
+def test_model_benchmark_smoke(tmp_path):
+    rows, text = run("model.py", "--base-channels", "8", tmp_path=tmp_path)
+    header, body = rows[0], rows[1:]
+    assert header == ["size", "model", "batch", "img/s", "step s", "time × plain", "peak MiB",
+                      "memory × plain", "MiB/MP", "params M"]
+    assert [r[1] for r in body] == ["plain U-Net", "+MHSA", "+MHCA", "MHSA+MHCA"]
+    for r in body:
+        assert len(r) == len(header) and r[0] == "32 px" and r[2] == "1"
+        assert float(r[3]) > 0 and float(r[5]) > 0
+    assert body[0][5] == "1.00" and body[0][7] == "1.00"  # ratios are against the plain U-Net
+    assert float(body[3][9]) > float(body[0][9])  # attention adds parameters
