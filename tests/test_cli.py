@@ -172,3 +172,20 @@ def test_two_process_cpu_ddp_run_finishes_with_synchronised_metrics(tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_images"] == 8
     assert float(logged) == pytest.approx(metrics["dice"]["mean"], abs=1e-5)
+
+
+def test_multirun_sweeps_the_four_ablations(tmp_path):
+    sweep = tmp_path / "sweep"
+    run(
+        "train.py", "-m", "experiment=smoke", "model.self_attention=false,true", "model.cross_attention=false,true",
+        "trainer.max_epochs=1", "callbacks.attention_images=null", f"hydra.sweep.dir={sweep}",
+    )
+    seen = set()
+    for job in range(4):
+        ckpt = torch.load(sweep / str(job) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+        net = ckpt["hyper_parameters"]["net"]
+        seen.add((net["self_attention"], net["cross_attention"]))
+        assert ckpt["global_step"] == 4
+        has_attention = any(k.startswith(("net.self_attention", "net.cross_attention")) for k in ckpt["state_dict"])
+        assert has_attention == (net["self_attention"] or net["cross_attention"])
+    assert seen == {(False, False), (False, True), (True, False), (True, True)}

@@ -1,7 +1,10 @@
-"""Pieces shared by evaluate and predict: device choice and rebuilding data from a checkpoint."""
+"""Pieces shared by the commands: clean exits, device choice, rebuilding data from a checkpoint."""
 
 from __future__ import annotations
 
+import logging
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -9,6 +12,18 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from segattn.checkpoint import CheckpointError
+
+log = logging.getLogger("segattn")
+
+
+def run_or_exit(task: Callable[[Any], Any], cfg: Any, failures: tuple[type[BaseException], ...]) -> Any:
+    """Run a command's task; a known failure ends with its one-line message and exit code 2
+    instead of a stack trace (anything else still raises, with its traceback)."""
+    try:
+        return task(cfg)
+    except failures as err:
+        log.error("%s", err)
+        sys.exit(2)
 
 
 def pick_device(name: str) -> torch.device:

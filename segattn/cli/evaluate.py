@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 from pathlib import Path
 
 import hydra
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
-from segattn.cli.common import datamodule_from_checkpoint, pick_device
+from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.training.metrics import SegmentationScores
@@ -109,11 +108,7 @@ def format_table(result: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        evaluate(cfg)
-    except (CheckpointError, FileNotFoundError, DatasetLayoutError, DatasetContentError) as err:
-        log.error("%s", err)
-        sys.exit(2)
+    run_or_exit(evaluate, cfg, (CheckpointError, FileNotFoundError, DatasetLayoutError, DatasetContentError))
 
 
 def main() -> None:

@@ -9,7 +9,6 @@ size, so ``<name>_mask.png`` (class ids as pixel values) matches the original pi
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import hydra
@@ -20,7 +19,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
-from segattn.cli.common import datamodule_from_checkpoint, pick_device
+from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.data.errors import DatasetContentError
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
@@ -67,11 +66,7 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
-    try:
-        predict(cfg)
-    except (CheckpointError, FileNotFoundError, DatasetContentError) as err:
-        log.error("%s", err)
-        sys.exit(2)
+    run_or_exit(predict, cfg, (CheckpointError, FileNotFoundError, DatasetContentError))
 
 
 def main() -> None:

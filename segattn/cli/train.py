@@ -9,7 +9,6 @@ directory, non-finite loss) end with one clear message and exit code 2, not a st
 from __future__ import annotations
 
 import logging
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, weight_mismatches
+from segattn.cli.common import run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.config import ConfigError, validate_train_config
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
@@ -115,12 +115,7 @@ KNOWN_FAILURES = (ConfigError, DatasetLayoutError, DatasetContentError, Checkpoi
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    try:
-        metrics = train(cfg)
-    except KNOWN_FAILURES as err:
-        log.error("%s", err)
-        sys.exit(2)
-    return metrics.get("val/dice")  # what Hydra sweepers optimise
+    return run_or_exit(train, cfg, KNOWN_FAILURES).get("val/dice")  # what Hydra sweepers optimise
 
 
 def main() -> None:
