@@ -157,7 +157,7 @@ def main(argv=None) -> None:
             impls = IMPLS if n <= args.textbook_max_tokens else ("fast",)
             step = build_step(case, device)
             kernel = fast_kernel(step)
-            times = time_interleaved({impl: (lambda nw=(impl == "textbook"): step(nw)) for impl in impls}, args.repeats, device)
+            times = time_interleaved({impl: (lambda nw=(impl == "textbook"), s=step: s(nw)) for impl in impls}, args.repeats, device)
             del step
             mem = {impl: measure_in_subprocess(script, dict(case, impl=impl, threads=args.threads))["peak_bytes"] / MIB for impl in impls}
             h, w = grid_for(n)

@@ -223,7 +223,6 @@ def geometric_part(transform: A.Compose) -> A.Compose:
 def test_augmentation_keeps_masks_aligned_and_integer(name, tmp_path):
     dm = data_config(name, tmp_path, image_size=64)
     transform = geometric_part(dm.train_transform)
-    rng = np.random.default_rng(0)
     mask = np.zeros((80, 100), dtype=np.int32)
     mask[10:60, 20:70] = 1
     mask[30:50, 40:90] = 2

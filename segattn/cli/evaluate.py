@@ -22,7 +22,7 @@ from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_e
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.training.metrics import SegmentationScores
-from segattn.visualization import colorize, display_image, overlay_mask, to_uint8
+from segattn.visualization import display_image, overlay_mask, to_uint8
 
 log = logging.getLogger(__name__)
 SPLITS = ("test", "val")
