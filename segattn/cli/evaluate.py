@@ -21,7 +21,6 @@ from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_che
 from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
-from segattn.training.metrics import SegmentationScores
 from segattn.visualization import display_image, overlay_mask, to_uint8
 
 log = logging.getLogger(__name__)
@@ -45,17 +44,17 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 
     hp = checkpoint["hyper_parameters"]
-    scores = SegmentationScores(
-        module.net.num_classes, hp["class_names"], hp.get("ignore_index"), hp.get("include_background", False)
-    )
+    scores = module.test_scores  # built from the checkpoint's classes, ignore_index and background setting
+    scores.reset()
     output_dir = Path(cfg.paths.output_dir)
     prediction_dir = output_dir / "predictions"
     if cfg.save_predictions:
         prediction_dir.mkdir(parents=True, exist_ok=True)
     with torch.inference_mode():
         for batch in loader:
-            preds = module(batch["image"].to(device)).argmax(dim=1).cpu()
-            scores.update(preds, batch["mask"])
+            preds = module(batch["image"].to(device)).argmax(dim=1)
+            scores.update(preds, batch["mask"].to(device))
+            preds = preds.cpu()
             if cfg.save_predictions:
                 for image, pred, name in zip(batch["image"], preds, batch["name"]):
                     Image.fromarray(pred.to(torch.uint8).numpy()).save(prediction_dir / f"{name}_mask.png")
