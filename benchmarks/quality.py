@@ -1,14 +1,28 @@
-"""Segmentation quality of the four ablations, trained with the same budget and evaluated held out.
+"""Segmentation quality of the ablations against a minimal reference recipe, as a mean over seeds.
 
-Run from the repository root:  python benchmarks/quality.py [--output FILE]
+Run from the repository root:
+    python benchmarks/quality.py --seeds 0 1 2 [--datasets pets isbi] [--models reference plain full] [--output FILE]
 
-For each dataset (Oxford-IIIT Pet binary, ISBI-2012, from ``$SEGATTN_DATA_DIR``) and each ablation
-(plain U-Net, +MHSA, +MHCA, both) this runs ``train.py`` with the same seed, epochs, image size
-and batch size, then ``evaluate.py`` on the held-out split of that dataset (Oxford: the official
-test list; ISBI-2012: the held-out labelled slices) with the best checkpoint by ``val/dice``, and
-prints a Markdown table of Dice and IoU (dataset-level and per-image; definitions in
-``segattn/training/metrics.py``), parameters and training time. Every number comes from the
-``metrics.json`` files and checkpoints this run wrote, which stay under ``--workdir``.
+For each dataset (Oxford-IIIT Pet binary at 128 px / 20 epochs, ISBI-2012 at 256 px / 40 epochs,
+both batch 16, from ``$SEGATTN_DATA_DIR``; budgets from ``configs/experiment``), each model and
+each seed, this runs ``train.py`` and then ``evaluate.py`` on the **last** checkpoint (no
+checkpoint selection) on the held-out split (Oxford: the official test list; ISBI-2012: slices
+24–29), and prints a Markdown table of mean ± std over the seeds. Models:
+
+- ``reference``: the minimal recipe of a 100-line U-Net, built from segattn's plain model and
+  configs: horizontal flips only, AdamW (weight decay 1e-4 on every parameter) under a one-cycle
+  schedule peaking at 3e-3, cross-entropy + soft Dice of the foreground, antialiased resizing.
+- ``plain``, ``mhsa``, ``mhca``, ``full``: segattn's defaults (``make train``) with the attention
+  switches of each ablation.
+
+Settings are chosen with ``--split val`` (the validation images carved from the training data),
+never on the held-out split. ``--override KEY=VALUE`` adds Hydra overrides to every non-reference
+run (e.g. ``model.gate_channels=one``). For models with attention the table also gives what
+``evaluate.py`` measures of it (``segattn/training/attention_stats.py``): the MHCA gate contrast
+per level (mean gate on foreground − background, level 0 = full resolution) and the normalised
+entropy of each MHSA head. Every number comes from the ``metrics.json`` files this run wrote,
+which stay under ``--workdir``; the table is rewritten after every run, so a long run that is
+stopped keeps what it finished.
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -28,15 +43,21 @@ import torch
 
 from benchmarks.common import REPO_ROOT, emit, machine_line, markdown_table
 
-ABLATIONS = {
-    "plain U-Net": (False, False),
-    "+MHSA": (True, False),
-    "+MHCA": (False, True),
-    "MHSA+MHCA": (True, True),
+REFERENCE = [
+    "model.self_attention=false", "model.cross_attention=false", "model.deep_supervision=0",
+    "data.augment=light", "data.vertical_flip=false", "module.loss=ce+dice", "module.include_background=false",
+    "module.scheduler=onecycle", "module.lr=3e-3", "module.weight_decay=1e-4", "module.decay_norm_and_bias=true",
+]
+MODELS = {
+    "reference": ("minimal reference recipe (plain)", REFERENCE),
+    "plain": ("segattn plain U-Net", ["model.self_attention=false", "model.cross_attention=false"]),
+    "mhsa": ("segattn +MHSA", ["model.self_attention=true", "model.cross_attention=false"]),
+    "mhca": ("segattn +MHCA", ["model.self_attention=false", "model.cross_attention=true"]),
+    "full": ("segattn MHSA+MHCA", ["model.self_attention=true", "model.cross_attention=true"]),
 }
 DATASETS = {
-    "pets": {"experiment": "pets_binary", "label": "Oxford-IIIT Pet (binary), test list"},
-    "isbi": {"experiment": "isbi2012", "label": "ISBI-2012 (membrane), held-out slices"},
+    "pets": {"experiment": "pets_binary", "label": "Oxford-IIIT Pet (binary), 128 px, 20 epochs"},
+    "isbi": {"experiment": "isbi2012", "label": "ISBI-2012 (membrane), 256 px, 40 epochs"},
     "smoke": {"experiment": "smoke", "label": "generated shapes (smoke)"},
 }
 
@@ -51,75 +72,116 @@ def run(command: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def train_and_evaluate(dataset: str, name: str, args: argparse.Namespace, workdir: Path) -> dict:
-    self_attention, cross_attention = ABLATIONS[name]
-    run_dir = workdir / dataset / name.replace(" ", "_").replace("+", "plus_")
+def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Namespace, workdir: Path) -> dict:
+    run_dir = workdir / dataset / model / f"seed{seed}"
     overrides = [
         f"experiment={DATASETS[dataset]['experiment']}",
-        f"model.self_attention={str(self_attention).lower()}",
-        f"model.cross_attention={str(cross_attention).lower()}",
-        f"seed={args.seed}",
-        f"trainer.max_epochs={args.isbi_epochs if dataset == 'isbi' else args.epochs}",
-        f"data.image_size={args.image_size}",
-        f"data.batch_size={args.batch_size}",
-        f"model.base_channels={args.base_channels}",
+        *MODELS[model][1],
+        *([] if model == "reference" else args.override),
+        f"seed={seed}",
         "callbacks.attention_images=null",
         "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
     ]
+    if args.smoke:
+        overrides += ["trainer.max_epochs=1", "data.image_size=32", "model.base_channels=8"]
     if args.max_samples:
         overrides.append(f"data.max_samples={args.max_samples}")
-    seconds = run([sys.executable, "train.py", *overrides], workdir / f"{dataset}-{run_dir.name}-train.log")
-    best = run_dir / "checkpoints" / "best.ckpt"
-    run([sys.executable, "evaluate.py", f"ckpt_path={best}", f"hydra.run.dir={run_dir / 'eval'}"], workdir / f"{dataset}-{run_dir.name}-eval.log")
+    name = f"{dataset}-{model}-seed{seed}"
+    seconds = run([sys.executable, "train.py", *overrides], workdir / f"{name}-train.log")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    run([sys.executable, "evaluate.py", f"ckpt_path={last}", f"split={args.split}", f"hydra.run.dir={run_dir / 'eval'}"], workdir / f"{name}-eval.log")
     metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
     params = sum(v.numel() for k, v in state.items() if k.startswith("net.") and v.is_floating_point() and "running_" not in k)
-    return {"metrics": metrics, "seconds": seconds, "params": params}
+    return {"dataset": dataset, "model": model, "seed": seed, "metrics": metrics, "seconds": seconds, "params": params}
 
 
-def fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def mean_list(lists: list[list[float | None]]) -> list[float | None]:
+    """Element-wise mean of equally long lists (None where any is None)."""
+    out = []
+    for items in zip(*lists):
+        out.append(None if any(v is None for v in items) else statistics.mean(items))
+    return out
+
+
+def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> str:
+    rows = []
+    for dataset in args.datasets:
+        plain = [r["metrics"]["dice"]["mean"] for r in results if r["dataset"] == dataset and r["model"] == "plain"]
+        for model in args.models:
+            runs = [r for r in results if r["dataset"] == dataset and r["model"] == model]
+            if not runs:
+                continue
+            dice = [r["metrics"]["dice"]["mean"] for r in runs]
+            delta = f"{statistics.mean(dice) - statistics.mean(plain):+.4f}" if plain and model != "plain" else "–"
+            attention = [r["metrics"].get("attention", {}) for r in runs]
+            contrast = mean_list([a["gate_contrast"] for a in attention]) if all("gate_contrast" in a for a in attention) else None
+            entropy = mean_list([a["mhsa_head_entropy"] for a in attention]) if all("mhsa_head_entropy" in a for a in attention) else None
+            rows.append([
+                DATASETS[dataset]["label"], MODELS[model][0], len(runs), f"{runs[0]['params']:,}",
+                mean_std(dice), mean_std([r["metrics"]["iou"]["mean"] for r in runs]),
+                mean_std([r["metrics"]["dice"]["per_image_mean"] for r in runs]), delta,
+                "–" if contrast is None else " / ".join("n/a" if c is None else f"{c:+.3f}" for c in contrast),
+                "–" if entropy is None else f"{' '.join(f'{e:.2f}' for e in entropy)} ({sum(e < 0.9 for e in entropy)}/{len(entropy)} < 0.9)",
+                f"{statistics.mean(r['seconds'] for r in runs):.0f}",
+            ])
+    header = [
+        "dataset", "model", "seeds", "parameters", f"Dice ({args.split})", "IoU", "Dice per image", "Δ Dice vs plain",
+        "gate contrast, levels 0/1/2/3", "MHSA head entropy / log N", "train s",
+    ]
+    seeds = ", ".join(str(s) for s in args.seeds)
+    split = "held-out test split" if args.split == "test" else "validation split (for choosing settings)"
+    text = [
+        f"Machine: {machine_line(torch.device('cpu'))}",
+        f"Seeds {seeds}; last checkpoint of each run scored on the {split}; mean ± sample std over seeds. "
+        "Dice/IoU: dataset-level over the foreground class; per image: mean over images (segattn/training/metrics.py).",
+        f"Overrides of the segattn rows: {' '.join(args.override) or 'none'}. Run directories: {workdir}",
+        "",
+        markdown_table(header, rows),
+    ]
+    return "\n".join(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["pets", "isbi"], choices=sorted(DATASETS))
-    parser.add_argument("--epochs", type=int, default=10, help="epochs on Oxford-IIIT Pet (270 training images)")
-    parser.add_argument("--isbi-epochs", type=int, default=50, help="epochs on ISBI-2012 (18 training slices)")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--base-channels", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--split", default="test", choices=["test", "val"], help="val to choose settings; test for the final table")
+    parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the segattn (non-reference) rows")
     parser.add_argument("--max-samples", type=int, default=None, help="cap per split (quick runs)")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "quality"))
     parser.add_argument("--output", default=None)
     parser.add_argument("--smoke", action="store_true", help="generated data, 1 epoch, tiny model: checks the script works")
     args = parser.parse_args()
     if args.smoke:
-        args.datasets, args.epochs, args.image_size, args.batch_size, args.base_channels = ["smoke"], 1, 32, 4, 8
+        args.datasets = ["smoke"]
     if any(d != "smoke" for d in args.datasets) and not os.environ.get("SEGATTN_DATA_DIR"):
         raise SystemExit("set SEGATTN_DATA_DIR to the folder holding oxford-pets/ and isbi2012/ (e.g. ../shared/data)")
     workdir = Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
     workdir.mkdir(parents=True, exist_ok=True)
 
-    rows = []
-    for dataset in args.datasets:
-        for name in ABLATIONS:
-            result = train_and_evaluate(dataset, name, args, workdir)
-            m = result["metrics"]
-            rows.append([
-                DATASETS[dataset]["label"], name, f"{result['params']:,}", m["num_images"],
-                fmt(m["dice"]["mean"]), fmt(m["iou"]["mean"]), fmt(m["dice"]["per_image_mean"]), fmt(m["iou"]["per_image_mean"]),
-                f"{result['seconds']:.0f}",
-            ])
-    header = ["dataset, split", "model", "parameters", "images", "Dice", "IoU", "Dice per image", "IoU per image", "train s"]
-    budget = (
-        f"Budget per run: {args.epochs} epochs (ISBI-2012: {args.isbi_epochs}), image size {args.image_size}, batch size {args.batch_size}, "
-        f"base channels {args.base_channels}, seed {args.seed}; best checkpoint by val/dice. Dice/IoU: dataset-level "
-        "over the foreground class; per image: mean over images (segattn/training/metrics.py)."
-    )
-    emit("\n".join([f"Machine: {machine_line(torch.device('cpu'))}", budget, f"Run directories: {workdir}", "", markdown_table(header, rows)]), args.output)
+    results = []
+    # Seeds outermost, so that a stopped run has every model at the seeds it finished.
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            for model in args.models:
+                results.append(train_and_evaluate(dataset, model, seed, args, workdir))
+                (workdir / "results.json").write_text(json.dumps(results, indent=1))
+                text = report(results, args, workdir)
+                if args.output:
+                    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+                    Path(args.output).write_text(text + "\n")
+    emit(report(results, args, workdir), args.output)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_che
 from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
+from segattn.training.attention_stats import AttentionStats
 from segattn.visualization import display_image, overlay_mask, to_uint8
 
 log = logging.getLogger(__name__)
@@ -50,10 +51,20 @@ def evaluate(cfg: DictConfig) -> dict:
     prediction_dir = output_dir / "predictions"
     if cfg.save_predictions:
         prediction_dir.mkdir(parents=True, exist_ok=True)
+    net = module.net
+    with_attention = cfg.attention_stats and (net.self_attention is not None or net.cross_attention is not None)
+    attention = AttentionStats(hp.get("ignore_index"))
     with torch.inference_mode():
         for batch in loader:
-            preds = module(batch["image"].to(device)).argmax(dim=1)
-            scores.update(preds, batch["mask"].to(device))
+            images, masks = batch["image"].to(device), batch["mask"].to(device)
+            if with_attention:
+                # The explicit path gives the same logits (tested) and the maps besides.
+                logits, maps = net(images, return_attention=True)
+                attention.update(maps, masks)
+            else:
+                logits = module(images)
+            preds = logits.argmax(dim=1)
+            scores.update(preds, masks)
             preds = preds.cpu()
             if cfg.save_predictions:
                 for image, pred, name in zip(batch["image"], preds, batch["name"]):
@@ -72,6 +83,8 @@ def evaluate(cfg: DictConfig) -> dict:
         "ignore_index": hp.get("ignore_index"),
         "definitions": DEFINITIONS,
     }
+    if with_attention:
+        result["attention"] = attention.compute()
     output_dir.mkdir(parents=True, exist_ok=True)
     result = _nan_to_none(result)
     (output_dir / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
@@ -102,6 +115,8 @@ def format_table(result: dict) -> str:
         lines.append(f"| {cls} | {fmt(result['dice']['per_class'][cls])} | {fmt(result['iou']['per_class'][cls])} |")
     lines.append(f"| **mean, dataset-level** | {fmt(result['dice']['mean'])} | {fmt(result['iou']['mean'])} |")
     lines.append(f"| **mean, per image** | {fmt(result['dice']['per_image_mean'])} | {fmt(result['iou']['per_image_mean'])} |")
+    for key, values in result.get("attention", {}).items():
+        lines.append(f"{key}: {', '.join(fmt(v) for v in values)}")
     return "\n".join(lines)
 
 

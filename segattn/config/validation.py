@@ -14,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from segattn.data.oxford_pets import TASKS as OXFORD_TASKS
 from segattn.config.typecheck import check_against_signature, check_target_node
+from segattn.data.transforms import AUGMENTS
+from segattn.models.cross_attention import GATE_CHANNELS
 from segattn.training.losses import LOSS_NAMES
 from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, SegmentationModule
 
@@ -32,7 +34,8 @@ class ConfigError(ValueError):
 
 
 def attention_problems(model: dict) -> list[str]:
-    """Heads must divide, and the positional encoding needs multiples of 4 of, every attended width."""
+    """MHSA heads must divide the bottleneck's channels, and the positional encoding needs
+    multiples of 4, of every attended width; MHCA heads follow from ``head_dim``."""
     problems = []
     depth, base, heads = model.get("depth"), model.get("base_channels"), model.get("heads")
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (depth, base, heads)):
@@ -41,21 +44,32 @@ def attention_problems(model: dict) -> list[str]:
         problems.append(f"model.depth: got {depth}; expected an integer >= 1")
     if base < 1:
         problems.append(f"model.base_channels: got {base}; expected an integer >= 1")
-    if model.get("self_attention") or model.get("cross_attention"):
+    deep = model.get("deep_supervision", 0)
+    if isinstance(deep, int) and not isinstance(deep, bool) and depth >= 1 and not 0 <= deep < depth:
+        problems.append(f"model.deep_supervision: got {deep}; expected an integer from 0 to model.depth - 1 = {depth - 1}")
+    if model.get("self_attention") and depth >= 1 and base >= 1:
+        bottleneck = base * 2**depth
         if heads < 1:
             problems.append(f"model.heads: got {heads}; expected an integer >= 1")
-        elif base % heads:
-            valid = [h for h in range(1, base + 1) if base % h == 0]
+        elif bottleneck % heads:
+            valid = [h for h in range(1, min(bottleneck, 64) + 1) if bottleneck % h == 0]
             problems.append(
-                f"model.heads: got {heads}, which does not divide model.base_channels={base} "
-                f"(attention splits the channels across heads); allowed heads for {base} channels: {valid}"
+                f"model.heads: got {heads}, which does not divide the bottleneck's {bottleneck} channels "
+                f"(model.base_channels={base} * 2**model.depth; attention splits the channels across heads); allowed heads include {valid}"
             )
+    if model.get("self_attention") or model.get("cross_attention"):
         if base % 4:
             problems.append(
                 f"model.base_channels: got {base}; with attention it must be a multiple of 4 (2D sine-cosine positional encoding)"
             )
+    if model.get("cross_attention"):
+        head_dim = model.get("head_dim", 32)
+        if isinstance(head_dim, int) and not isinstance(head_dim, bool) and head_dim < 1:
+            problems.append(f"model.head_dim: got {head_dim}; expected an integer >= 1")
         if model.get("max_tokens", 1) < 1:
             problems.append(f"model.max_tokens: got {model['max_tokens']}; expected an integer >= 1")
+        if model.get("gate_channels", "skip") not in GATE_CHANNELS:
+            problems.append(f"model.gate_channels: got {model.get('gate_channels')!r}; allowed: {', '.join(GATE_CHANNELS)}")
     return problems
 
 
@@ -91,6 +105,9 @@ def validate_train_config(cfg: DictConfig) -> None:
     lr, wd = module.get("lr"), module.get("weight_decay")
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
         problems.append(f"module.lr: got {lr}; expected a learning rate > 0")
+    warmup = module.get("warmup_fraction")
+    if isinstance(warmup, (int, float)) and not isinstance(warmup, bool) and not 0 <= warmup < 1:
+        problems.append(f"module.warmup_fraction: got {warmup}; expected a fraction in [0, 1)")
     if isinstance(wd, (int, float)) and not isinstance(wd, bool) and wd < 0:
         problems.append(f"module.weight_decay: got {wd}; expected a value >= 0")
     if module.get("loss") not in LOSS_NAMES:
@@ -120,6 +137,8 @@ def data_problems(data: dict) -> list[str]:
     problems = []
     if data.get("_target_") == "segattn.data.OxfordPetsDataModule" and data.get("task") not in OXFORD_TASKS:
         problems.append(f"data.task: got {data.get('task')!r}; allowed: {', '.join(OXFORD_TASKS)}")
+    if "augment" in data and data["augment"] not in AUGMENTS:
+        problems.append(f"data.augment: got {data['augment']!r}; allowed: {', '.join(AUGMENTS)}")
     for key in ("batch_size", "image_size"):
         value = data.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
-from segattn.data.transforms import Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
+from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
 from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler
 
 SPLITS = ("train", "val", "test")
@@ -96,6 +96,8 @@ class SegmentationDataModule(L.LightningDataModule):
         persistent_workers: bool = False,
         seed: int | None = 42,
         max_samples: int | None = None,
+        augment: str = "light",
+        vertical_flip: bool = False,
         train_transform: A.Compose | None = None,
         eval_transform: A.Compose | None = None,
     ) -> None:
@@ -113,6 +115,10 @@ class SegmentationDataModule(L.LightningDataModule):
         # Splits must never depend on chance: a null seed (the run's ``seed: null``) means the default.
         self.seed = DEFAULT_SEED if seed is None else int(seed)
         self.max_samples = max_samples
+        if augment not in AUGMENTS:
+            raise ValueError(f"data.augment: got {augment!r}; allowed: {', '.join(AUGMENTS)}")
+        self.augment = augment
+        self.vertical_flip = vertical_flip
         self._train_transform = train_transform
         self._eval_transform = eval_transform
         self._datasets: dict[str, SegmentationDataset] | None = None
@@ -144,9 +150,11 @@ class SegmentationDataModule(L.LightningDataModule):
 
     @property
     def train_transform(self) -> A.Compose:
-        """The given train pipeline, else crop/flip/affine/jitter at ``image_size`` and normalise."""
+        """The given train pipeline, else the ``augment`` pipeline at ``image_size`` (see ``train_pipeline``)."""
         if self._train_transform is None:
-            self._train_transform = train_pipeline(self.image_size, self.normalization(), rgb=not self.grey)
+            self._train_transform = train_pipeline(
+                self.image_size, self.normalization(), rgb=not self.grey, augment=self.augment, vertical_flip=self.vertical_flip
+            )
         return self._train_transform
 
     def to_tensor(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -19,12 +19,15 @@ ISBI_MEAN, ISBI_STD = (0.495,), (0.173,)
 class ISBI2012DataModule(SegmentationDataModule):
     """Membrane is the foreground: class 1 = membrane (mask 0), class 0 = cell interior (mask 255).
 
-    The labelled slices are split by ``seed`` into train / val / test (``val_fraction``,
-    ``test_fraction``; 18 / 6 / 6 by default); the test slices are held out for the final
-    evaluation, since the challenge's own test labels were never published.
+    The 30 labelled slices are consecutive sections of one volume, so neighbours look alike: a
+    random test split would score slices whose neighbours were trained on. The test split is
+    therefore the last ``test_fraction`` of the slices in order (24–29 by default), held out for
+    the final evaluation since the challenge's own test labels were never published; validation
+    is ``val_fraction`` of the remaining slices, drawn by ``seed`` (5 of 00–23, leaving 19).
     """
 
     def __init__(self, root: str, val_fraction: float = 0.2, test_fraction: float = 0.2, skip_missing: bool = False, **kwargs) -> None:
+        kwargs.setdefault("vertical_flip", True)  # EM sections have no up and down
         super().__init__(**kwargs)
         check_fraction("val_fraction", val_fraction)
         check_fraction("test_fraction", test_fraction)
@@ -54,5 +57,9 @@ class ISBI2012DataModule(SegmentationDataModule):
                     "data/membrane/train/{image,label}, to be renamed to images/ and masks/) and point data.root=<path to a local copy> at it."
                 )
         samples = {s.name: s for s in paired_samples(images, masks, self.skip_missing)}
-        val, test, train = seeded_split(list(samples), [self.val_fraction, self.test_fraction], self.seed)
+        ordered = sorted(samples)
+        num_test = max(1, round(self.test_fraction * len(ordered))) if self.test_fraction > 0 else 0
+        num_test = min(num_test, len(ordered) - 1)
+        test = ordered[len(ordered) - num_test :]
+        val, train = seeded_split(ordered[: len(ordered) - num_test], [self.val_fraction], self.seed)
         return {split: [samples[n] for n in names] for split, names in (("train", train), ("val", val), ("test", test))}

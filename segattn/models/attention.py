@@ -21,6 +21,22 @@ def check_heads(channels: int, heads: int, where: str) -> None:
         )
 
 
+def heads_for(channels: int, head_dim: int, where: str) -> int:
+    """Heads of an attention over ``channels``: ``channels // head_dim``, at least 1, lowered to
+    the nearest count that divides ``channels``.
+
+    One head count for every level would give the shallow, narrow skips head dimensions of 2–4
+    (8 heads on 16 channels), where a dot product carries little and the CPU kernels run slowest;
+    a head dimension keeps every head equally expressive and lets wide levels have more heads.
+    """
+    if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim < 1:
+        raise ValueError(f"{where}: head_dim must be a positive integer, got {head_dim!r}")
+    heads = max(1, channels // head_dim)
+    while channels % heads:
+        heads -= 1
+    return heads
+
+
 def split_heads(x: Tensor, heads: int) -> Tensor:
     """(B, N, C) → (B, heads, N, C / heads), with unit stride along the head dimension.
 

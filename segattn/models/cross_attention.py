@@ -8,38 +8,57 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segattn.models.attention import check_heads, multihead_attention
-from segattn.models.blocks import ConvBNAct
-from segattn.models.positional_encoding import add_positional_encoding
+from segattn.models.attention import check_heads, heads_for, multihead_attention
+from segattn.models.positional_encoding import sincos_2d
+
+GATE_CHANNELS = ("one", "skip")
 
 
-def token_grid(height: int, width: int, max_tokens: int) -> tuple[int, int]:
-    """Largest grid (height/f, width/f), f a power of two, with at most ``max_tokens`` cells.
+def key_value_grid(height: int, width: int, max_tokens: int) -> tuple[int, int]:
+    """The grid the keys and values are pooled to: (height, width) itself when it has at most
+    ``max_tokens`` cells, else the largest grid of about the same aspect ratio that does.
 
-    Bounding the grid keeps attention cost linear in the image's pixels: at 512 px the top skip
-    would otherwise attend over 65,536 tokens (a 16 GiB score matrix per head in float32).
+    Only keys and values are pooled (spatial-reduction attention), so the queries, and with them
+    the gate, keep the decoder feature's full resolution while the cost of one query stays bounded:
+    attention cost grows linearly with pixels. Any integer grid is allowed (no power-of-two steps
+    that would waste most of the budget, e.g. 17×17 instead of 32×32 at 528 px).
     """
-    factor = 1
-    while math.ceil(height / factor) * math.ceil(width / factor) > max_tokens:
-        factor *= 2
-    return math.ceil(height / factor), math.ceil(width / factor)
+    if height * width <= max_tokens:
+        return height, width
+    scale = math.sqrt(max_tokens / (height * width))
+    gh, gw = max(1, int(height * scale)), max(1, int(width * scale))
+    # Rounding down may leave room for one more row or column.
+    if (gh + 1) * gw <= max_tokens and gh < height:
+        gh += 1
+    if gh * (gw + 1) <= max_tokens and gw < width:
+        gw += 1
+    return gh, gw
 
 
 class MultiHeadCrossAttentionGate(nn.Module):
     """Filters the skip feature S with a sigmoid gate computed by cross-attention from Y.
 
-    Y (B, C_y, H/2, W/2) is the coarser decoder feature: it gives queries and keys; S (B, C_s,
-    H, W) is the encoder skip: brought to Y's grid by max-pooling, it gives the values. Both get
-    2D positional encodings. When Y's grid has more than ``max_tokens`` cells, Y (average) and S
-    (max) are pooled further to a bounded grid and the gate is upsampled, so memory grows
-    linearly with pixels. The attention output goes through a 1×1 conv, BatchNorm and a sigmoid
-    to a one-channel gate Z in (0, 1), upsampled (bilinear) to S's size; the result is Z ⊙ S.
+    Y (B, C_y, H/2, W/2) is the coarser decoder feature, S (B, C_s, H, W) the encoder skip. Each
+    gets a 2D sine-cosine positional encoding and is layer-normalised; then learned linear
+    projections (signed, no ReLU before the dot product) give queries from every cell of Y, keys
+    from Y and values from S max-pooled to Y's grid. When Y's grid has more than ``max_tokens``
+    cells, keys and values are pooled further (average for Y, max for S, positions averaged) to
+    at most ``max_tokens`` cells; queries are never pooled. Softmax over the keys, per head (heads
+    = C_s // ``head_dim``, at least 1). The result (C_s channels on Y's grid) goes through a 1×1
+    conv, BatchNorm and a sigmoid to the gate Z: one channel (``gate_channels="one"``) or one per
+    skip channel (``"skip"``). Z is upsampled ×2 (bilinear) to S's size and the output is Z ⊙ S.
     """
 
-    def __init__(self, skip_channels: int, coarse_channels: int, heads: int = 8, max_tokens: int = 1024) -> None:
+    def __init__(
+        self,
+        skip_channels: int,
+        coarse_channels: int,
+        head_dim: int = 32,
+        max_tokens: int = 256,
+        gate_channels: str = "skip",
+    ) -> None:
         super().__init__()
         where = f"cross-attention on the {skip_channels}-channel skip"
-        check_heads(skip_channels, heads, where)
         for name, c in (("skip", skip_channels), ("coarse", coarse_channels)):
             if c % 4 != 0:
                 raise ValueError(
@@ -47,23 +66,55 @@ class MultiHeadCrossAttentionGate(nn.Module):
                 )
         if max_tokens < 1:
             raise ValueError(f"{where}: max_tokens must be >= 1, got {max_tokens}")
-        self.heads = heads
+        if gate_channels not in GATE_CHANNELS:
+            raise ValueError(f"{where}: gate_channels must be one of {GATE_CHANNELS}, got {gate_channels!r}")
+        self.heads = heads_for(skip_channels, head_dim, where)
+        check_heads(skip_channels, self.heads, where)
         self.max_tokens = max_tokens
-        self.query_key = ConvBNAct(coarse_channels, 2 * skip_channels, nn.ReLU(inplace=True))
-        self.value = ConvBNAct(skip_channels, skip_channels, nn.ReLU(inplace=True))
-        self.gate = ConvBNAct(skip_channels, 1)
+        self.coarse_norm = nn.LayerNorm(coarse_channels)
+        self.skip_norm = nn.LayerNorm(skip_channels)
+        self.query = nn.Linear(coarse_channels, skip_channels)
+        self.key = nn.Linear(coarse_channels, skip_channels)
+        self.value = nn.Linear(skip_channels, skip_channels)
+        out = 1 if gate_channels == "one" else skip_channels
+        # The gate's 1×1 conv, applied to the tokens as a linear map (one matmul, no conv layout
+        # conversions), then BatchNorm on the map.
+        self.gate_projection = nn.Linear(skip_channels, out, bias=False)
+        self.gate_norm = nn.BatchNorm2d(out)
 
-    def forward(self, skip: Tensor, coarse: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Return (gated skip like ``skip``, gate (B, 1, H, W), weights (B, heads, N, N) or None)."""
+    def forward(
+        self, skip: Tensor, coarse: Tensor, need_weights: bool = False, pooled_skip: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Return (gated skip like ``skip``, gate (B, 1 or C_s, H, W), weights (B, heads, Nq, Nkv) or None).
+
+        ``pooled_skip``: the skip already max-pooled 2×2 to Y's grid, when the caller has it (the
+        U-Net's encoder computes exactly that for its next level); computed here otherwise.
+        """
         b, cs, h, w = skip.shape
-        grid = token_grid(*coarse.shape[-2:], self.max_tokens)
-        if tuple(coarse.shape[-2:]) != grid:
-            coarse = F.adaptive_avg_pool2d(coarse, grid)
-        pooled_skip = F.adaptive_max_pool2d(skip, grid)  # 2×2 max-pool when grid is Y's size
-        q, k = self.query_key(add_positional_encoding(coarse)).flatten(2).transpose(1, 2).chunk(2, dim=-1)
-        v = self.value(add_positional_encoding(pooled_skip)).flatten(2).transpose(1, 2)
-        out, weights = multihead_attention(q, k, v, self.heads, need_weights)
-        out = out.transpose(1, 2).reshape(b, cs, *grid)
-        gate = torch.sigmoid(self.gate(out))
+        hy, wy = coarse.shape[-2:]
+        grid = key_value_grid(hy, wy, self.max_tokens)
+        pe_coarse = sincos_2d(coarse.shape[1], hy, wy, device=coarse.device, dtype=coarse.dtype)
+        pe_skip = sincos_2d(cs, hy, wy, device=skip.device, dtype=skip.dtype)
+        coarse = coarse + pe_coarse
+        if pooled_skip is None:
+            pooled_skip = F.max_pool2d(skip, 2) if (h, w) == (2 * hy, 2 * wy) else F.adaptive_max_pool2d(skip, (hy, wy))
+        if grid != (hy, wy):
+            # The positions of a pooled cell are the mean of its members', so they stay comparable
+            # with the queries' (pooling Y + PE averages both).
+            keys_map = F.adaptive_avg_pool2d(coarse, grid)
+            values_map = F.adaptive_max_pool2d(pooled_skip, grid) + F.adaptive_avg_pool2d(pe_skip, grid)
+        else:
+            keys_map, values_map = coarse, pooled_skip + pe_skip
+        queries = self.coarse_norm(tokens(coarse))
+        keys = self.coarse_norm(tokens(keys_map))
+        values = self.skip_norm(tokens(values_map))
+        out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights)
+        gate = self.gate_projection(out).transpose(1, 2).reshape(b, -1, hy, wy)
+        gate = torch.sigmoid(self.gate_norm(gate))
         gate = F.interpolate(gate, size=(h, w), mode="bilinear", align_corners=False)
         return skip * gate, gate, weights
+
+
+def tokens(x: Tensor) -> Tensor:
+    """(B, C, H, W) → (B, H·W, C)."""
+    return x.flatten(2).transpose(1, 2)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from torch import Tensor, nn
 
 from segattn.models.blocks import DoubleConv, Down, Up
-from segattn.models.cross_attention import MultiHeadCrossAttentionGate, token_grid
+from segattn.models.cross_attention import MultiHeadCrossAttentionGate, key_value_grid
 from segattn.models.self_attention import MultiHeadSelfAttention2d
 
 
@@ -17,9 +17,10 @@ class AttentionMaps:
 
     ``self_attention``: MHSA weights (B, heads, N, N) with N = h·w of the bottleneck, rows = queries
     (each row sums to 1 over the keys); ``self_attention_size`` = (h, w).
-    ``gates[i]``: MHCA gate (B, 1, H_i, W_i) of skip level i (0 = full resolution), in (0, 1).
-    ``cross_attention[i]``: MHCA weights (B, heads, n, n) on that level's token grid
-    ``cross_attention_sizes[i]`` = (gh, gw).
+    ``gates[i]``: MHCA gate (B, 1 or C_i, H_i, W_i) of skip level i (0 = full resolution), in (0, 1).
+    ``cross_attention[i]``: MHCA weights (B, heads_i, Nq, Nkv) of that level: one row per query
+    cell of the decoder feature's grid ``cross_attention_sizes[i]`` = (hy, wy), one column per
+    cell of the key/value grid ``cross_attention_key_sizes[i]`` (pooled when above max_tokens).
     Lists are empty and ``self_attention`` is None for the parts the model does not have.
     """
 
@@ -28,6 +29,7 @@ class AttentionMaps:
     gates: list[Tensor] = field(default_factory=list)
     cross_attention: list[Tensor] = field(default_factory=list)
     cross_attention_sizes: list[tuple[int, int]] = field(default_factory=list)
+    cross_attention_key_sizes: list[tuple[int, int]] = field(default_factory=list)
 
 
 def nearest_valid_sizes(size: int, multiple: int) -> tuple[int, int]:
@@ -44,14 +46,21 @@ class UNetAttention(nn.Module):
         num_classes: output logit channels.
         depth: number of 2× downsamplings; inputs must have height and width divisible by 2**depth.
         base_channels: channels of the first level, doubled at each downsampling.
-        heads: attention heads of the MHSA bottleneck and of every MHCA gate.
+        heads: attention heads of the MHSA bottleneck.
+        head_dim: channels per head of each MHCA gate: a skip of C channels gets
+            max(1, C // head_dim) heads (lowered to a divisor of C).
         self_attention: use the MHSA bottleneck.
         cross_attention: gate every skip connection with MHCA.
-        max_tokens: cap on the token grid of each MHCA (cost stays linear in pixels).
+        max_tokens: cap on the keys and values of each MHCA (queries, and so the gates, keep the
+            decoder's full grid; cost stays linear in pixels).
+        gate_channels: "skip" (one gate per skip channel) or "one" (one spatial gate per level).
+        deep_supervision: number of auxiliary 1×1 heads on the decoder levels above the output
+            (0 = none); their logits come from ``forward_with_aux`` for an auxiliary loss.
 
     ``forward(x)`` returns logits (B, num_classes, H, W) through fused attention kernels;
     ``forward(x, return_attention=True)`` returns ``(logits, AttentionMaps)`` through the explicit
     path, which materialises the attention weights (use it for visualisation, not training).
+    ``forward_with_aux(x)`` returns ``(logits, [auxiliary logits, coarsest last])`` for training.
     With both switches false the model is a plain U-Net without attention parameters.
     """
 
@@ -62,14 +71,19 @@ class UNetAttention(nn.Module):
         depth: int = 4,
         base_channels: int = 32,
         heads: int = 8,
+        head_dim: int = 32,
         self_attention: bool = True,
         cross_attention: bool = True,
-        max_tokens: int = 1024,
+        max_tokens: int = 256,
+        gate_channels: str = "skip",
+        deep_supervision: int = 0,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("depth", depth), ("base_channels", base_channels)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"UNetAttention: {name} must be a positive integer, got {value!r}")
+        if not isinstance(deep_supervision, int) or isinstance(deep_supervision, bool) or not 0 <= deep_supervision < depth:
+            raise ValueError(f"UNetAttention: deep_supervision must be an integer in [0, depth - 1 = {depth - 1}], got {deep_supervision!r}")
         self.depth = depth
         self.num_classes = num_classes
         self.in_channels = in_channels
@@ -79,13 +93,16 @@ class UNetAttention(nn.Module):
         self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads) if self_attention else None
         self.cross_attention = (
             nn.ModuleList(
-                MultiHeadCrossAttentionGate(channels[i], channels[i + 1], heads, max_tokens) for i in range(depth)
+                MultiHeadCrossAttentionGate(channels[i], channels[i + 1], head_dim, max_tokens, gate_channels)
+                for i in range(depth)
             )
             if cross_attention
             else None
         )
         self.ups = nn.ModuleList(Up(channels[i + 1], channels[i]) for i in range(depth))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
+        # Auxiliary heads on decoder levels 1..deep_supervision (outputs at 1/2, 1/4, ... resolution).
+        self.aux_heads = nn.ModuleList(nn.Conv2d(channels[i], num_classes, kernel_size=1) for i in range(1, deep_supervision + 1))
 
     def check_input_size(self, height: int, width: int) -> None:
         """Raise a ValueError naming the size and the nearest valid sizes if not divisible by 2**depth."""
@@ -99,24 +116,39 @@ class UNetAttention(nn.Module):
                 )
 
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMaps]:
+        logits, maps, _ = self._run(x, return_attention, with_aux=False)
+        return (logits, maps) if return_attention else logits
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Logits and the auxiliary heads' logits (level 1 first, each at its level's resolution)."""
+        logits, _, aux = self._run(x, need_weights=False, with_aux=True)
+        return logits, aux
+
+    def _run(self, x: Tensor, need_weights: bool, with_aux: bool) -> tuple[Tensor, AttentionMaps, list[Tensor]]:
         self.check_input_size(*x.shape[-2:])
         maps = AttentionMaps()
-        skips = [self.inc(x)]
+        skips, pooled = [self.inc(x)], []
         for down in self.downs:
-            skips.append(down(skips[-1]))
+            max_pool, double_conv = down
+            pooled.append(max_pool(skips[-1]))  # also the skip brought to the coarser grid, for MHCA
+            skips.append(double_conv(pooled[-1]))
         y = skips.pop()
         if self.self_attention is not None:
-            y, weights = self.self_attention(y, need_weights=return_attention)
-            if return_attention:
+            y, weights = self.self_attention(y, need_weights=need_weights)
+            if need_weights:
                 maps.self_attention, maps.self_attention_size = weights, (y.shape[-2], y.shape[-1])
+        aux: list[Tensor] = []
         for level in reversed(range(self.depth)):
             skip = skips[level]
             if self.cross_attention is not None:
-                skip, gate, weights = self.cross_attention[level](skip, y, need_weights=return_attention)
-                if return_attention:
+                gate_module = self.cross_attention[level]
+                skip, gate, weights = gate_module(skip, y, need_weights=need_weights, pooled_skip=pooled[level])
+                if need_weights:
                     maps.gates.insert(0, gate)
                     maps.cross_attention.insert(0, weights)
-                    maps.cross_attention_sizes.insert(0, token_grid(*y.shape[-2:], self.cross_attention[level].max_tokens))
+                    maps.cross_attention_sizes.insert(0, (y.shape[-2], y.shape[-1]))
+                    maps.cross_attention_key_sizes.insert(0, key_value_grid(y.shape[-2], y.shape[-1], gate_module.max_tokens))
             y = self.ups[level](y, skip)
-        logits = self.head(y)
-        return (logits, maps) if return_attention else logits
+            if with_aux and 1 <= level <= len(self.aux_heads):
+                aux.insert(0, self.aux_heads[level - 1](y))
+        return self.head(y), maps, aux

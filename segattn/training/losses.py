@@ -13,13 +13,20 @@ LOSS_NAMES = ("ce", "dice", "ce+dice")
 
 class SoftDiceLoss(nn.Module):
     """1 − soft Dice of the softmax probabilities, per class over the whole batch, averaged over
-    the classes present in the batch's targets or predictions (so an absent class adds nothing).
-    Pixels equal to ``ignore_index`` are left out."""
+    the classes present in the batch's targets.
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None, eps: float = 1.0) -> None:
+    A class absent from the targets would score ≈0 whatever the prediction and add a constant
+    1/C to the loss with a gradient that only pushes its probability down, so it is left out;
+    so is the background (class 0) unless ``include_background``, and the ``ignore_index`` class
+    (its pixels are also left out of every other class's sums). A batch with no scored class
+    present gives 0 (the cross-entropy term still trains on it).
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int | None = None, include_background: bool = False, eps: float = 1.0) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        self.include_background = include_background
         self.eps = eps
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
@@ -31,13 +38,23 @@ class SoftDiceLoss(nn.Module):
         probs, one_hot = probs * weight, one_hot * weight
         dims = (0, 2, 3)
         intersection = (probs * one_hot).sum(dims)
-        cardinality = probs.sum(dims) + one_hot.sum(dims)
+        target_sum = one_hot.sum(dims)
+        cardinality = probs.sum(dims) + target_sum
         dice = (2 * intersection + self.eps) / (cardinality + self.eps)
-        return 1.0 - dice.mean()
+        scored = target_sum > 0
+        if not self.include_background:
+            scored[0] = False
+        if self.ignore_index is not None and 0 <= self.ignore_index < self.num_classes:
+            scored[self.ignore_index] = False
+        # Masked mean without a host sync: 0 when no scored class is present.
+        return ((1.0 - dice) * scored).sum() / scored.sum().clamp(min=1)
 
 
 class SegmentationLoss(nn.Module):
-    """``ce``, ``dice`` or ``ce+dice`` (the sum), with optional CE class weights and ignore_index."""
+    """``ce``, ``dice`` or ``ce+dice`` (the sum), with optional CE class weights and ignore_index.
+
+    The Dice term scores the classes the metrics score (background only with ``include_background``).
+    """
 
     def __init__(
         self,
@@ -45,6 +62,7 @@ class SegmentationLoss(nn.Module):
         num_classes: int = 2,
         class_weights: Sequence[float] | None = None,
         ignore_index: int | None = None,
+        include_background: bool = False,
     ) -> None:
         super().__init__()
         if name not in LOSS_NAMES:
@@ -57,7 +75,7 @@ class SegmentationLoss(nn.Module):
         self.ignore_index = ignore_index
         weight = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32)
         self.register_buffer("class_weights", weight, persistent=False)
-        self.dice = SoftDiceLoss(num_classes, ignore_index)
+        self.dice = SoftDiceLoss(num_classes, ignore_index, include_background)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         total = logits.new_zeros((), dtype=torch.float32)

@@ -38,9 +38,11 @@ class SegmentationModule(L.LightningModule):
         ignore_index: int | None = None,
         loss: str = "ce+dice",
         class_weights: Sequence[float] | None = None,
-        lr: float = 1e-3,
+        lr: float = 3e-3,
         weight_decay: float = 1e-4,
-        scheduler: str = "cosine",
+        scheduler: str = "onecycle",
+        warmup_fraction: float = 0.3,
+        decay_norm_and_bias: bool = False,
         include_background: bool = False,
         compile: bool = False,
         nonfinite_loss: str = "error",
@@ -49,12 +51,14 @@ class SegmentationModule(L.LightningModule):
         super().__init__()
         if scheduler not in SCHEDULERS:
             raise ValueError(f"module.scheduler: unknown scheduler {scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
+        if not 0 <= warmup_fraction < 1:
+            raise ValueError(f"module.warmup_fraction: got {warmup_fraction}; expected a fraction in [0, 1)")
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f"module.nonfinite_loss: got {nonfinite_loss!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
         self.save_hyperparameters()
         self.net = UNetAttention(**net)
         num_classes = self.net.num_classes
-        self.criterion = SegmentationLoss(loss, num_classes, class_weights, ignore_index)
+        self.criterion = SegmentationLoss(loss, num_classes, class_weights, ignore_index, include_background)
         scores = dict(num_classes=num_classes, class_names=class_names, ignore_index=ignore_index, include_background=include_background)
         self.val_scores = SegmentationScores(**scores)
         self.test_scores = SegmentationScores(**scores)
@@ -64,8 +68,22 @@ class SegmentationModule(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return (self._compiled_net or self.net)(x)
 
+    def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
+        """The criterion on the logits, plus, with deep supervision, on each auxiliary head's
+        logits against the mask sampled at its resolution (weights 1/2, 1/4, ...; the weighted
+        sum is divided by the total weight so the loss stays on the same scale)."""
+        if not self.net.aux_heads:
+            return self.criterion(self(images), masks)
+        logits, aux = self.net.forward_with_aux(images)
+        total, weight = self.criterion(logits, masks), 1.0
+        for level, aux_logits in enumerate(aux, start=1):
+            stride, w = 2**level, 0.5**level
+            total = total + w * self.criterion(aux_logits, masks[:, stride // 2 :: stride, stride // 2 :: stride])
+            weight += w
+        return total / weight
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
-        loss = self.criterion(self(batch["image"]), batch["mask"])
+        loss = self.training_loss(batch["image"], batch["mask"])
         if not torch.isfinite(loss):
             where = f"epoch {self.current_epoch}, global step {self.global_step}, batch {batch_idx} (images {list(batch.get('name', []))[:4]})"
             if self.hparams.nonfinite_loss == "skip":
@@ -130,12 +148,47 @@ class SegmentationModule(L.LightningModule):
         hp = self.hparams
         if hp.lr <= 0:
             raise ValueError(f"module.lr must be > 0, got {hp.lr}")
-        optimizer = torch.optim.AdamW(self.net.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        optimizer = torch.optim.AdamW(parameter_groups(self.net, hp.weight_decay, hp.decay_norm_and_bias), lr=hp.lr)
         if hp.scheduler == "none":
             return optimizer
-        total_steps = self.total_training_steps()
+        total_steps = max(2, int(self.total_training_steps()))
         if hp.scheduler == "cosine":
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, int(total_steps)))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, hp.warmup_fraction))
         else:
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=hp.lr, total_steps=max(2, int(total_steps)))
+            # Starts at lr/25, warms up to lr over warmup_fraction of the run, anneals to ~0.
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=hp.lr, total_steps=total_steps, pct_start=max(hp.warmup_fraction, 1e-3)
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+
+def parameter_groups(net: torch.nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
+    """AdamW groups: weight decay on conv and linear weights only (on everything with ``decay_all``,
+    what a plain ``AdamW(net.parameters())`` does; kept for reproducing such recipes).
+
+    Decaying the scales and shifts of BatchNorm/LayerNorm and the biases only pulls them towards
+    zero (a norm scale of 0 switches its channel off) without any regularising effect on the
+    function's complexity, so they get none, as in most modern training recipes.
+    """
+    decay, no_decay = [], []
+    for module in net.modules():
+        for name, param in module.named_parameters(recurse=False):
+            is_weight = decay_all or (name == "weight" and not isinstance(module, NORM_LAYERS))
+            (decay if is_weight else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def warmup_cosine(total_steps: int, warmup_fraction: float):
+    """LambdaLR factor: linear warm-up from 0 over ``warmup_fraction`` of the steps, then cosine to 0."""
+    warmup = int(total_steps * warmup_fraction)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
