@@ -95,17 +95,47 @@ def test_evaluate_writes_metrics_matching_a_direct_computation(smoke_run, tmp_pa
     assert len(masks) == 8 and len(list((out / "predictions").glob("*_overlay.png"))) == 8
 
 
+STOP_AFTER_FIRST_EPOCH = (  # an interrupted 3-epoch run: stop once val/dice >= -1, i.e. after epoch 1
+    "+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
+    "+callbacks.stop.monitor=val/dice", "+callbacks.stop.mode=max", "+callbacks.stop.stopping_threshold=-1.0",
+)
+
+
 def test_resume_continues_at_the_right_epoch_and_step(smoke_run, tmp_path):
     first = tmp_path / "first"
-    run("train.py", "experiment=smoke", f"hydra.run.dir={first}", "trainer.max_epochs=1")
-    ckpt = torch.load(first / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    run("train.py", "experiment=smoke", f"hydra.run.dir={first}", "trainer.max_epochs=3", *STOP_AFTER_FIRST_EPOCH)
+    last = first / "checkpoints" / "last.ckpt"
+    ckpt = torch.load(last, map_location="cpu", weights_only=True)
     assert (ckpt["epoch"], ckpt["global_step"]) == (1, 4)
     resumed = tmp_path / "resumed"
-    run("train.py", "experiment=smoke", f"hydra.run.dir={resumed}", "trainer.max_epochs=3", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}")
+    run("train.py", "experiment=smoke", f"hydra.run.dir={resumed}", "trainer.max_epochs=3", f"ckpt_path={last}")
     ckpt = torch.load(resumed / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert (ckpt["epoch"], ckpt["global_step"]) == (3, 12)
     sched = ckpt["lr_schedulers"][0]
     assert sched["last_epoch"] == 12  # the schedule went on from where it stopped
+
+    # A longer run or another schedule is not the same run: refused, naming what changed.
+    proc = run("train.py", "experiment=smoke", f"hydra.run.dir={tmp_path / 'longer'}", "trainer.max_epochs=5", "module.lr=0.01",
+               f"ckpt_path={last}", check=False)
+    assert proc.returncode == 2
+    message = proc.stdout + proc.stderr
+    assert "trainer.max_epochs: 3 in the checkpoint, 5 now" in message and "module.lr: 0.003 in the checkpoint, 0.01 now" in message
+    assert f"init_from={last}" in message and "Traceback" not in message
+    assert not (tmp_path / "longer" / "checkpoints").exists()
+
+
+def test_init_from_starts_a_new_run_from_the_weights(smoke_run, tmp_path):
+    source = smoke_run / "checkpoints" / "last.ckpt"
+    new = tmp_path / "new"
+    run("train.py", "experiment=smoke", f"hydra.run.dir={new}", "trainer.max_epochs=1", "module.lr=1e-12", f"init_from={source}")
+    before = torch.load(source, map_location="cpu", weights_only=True)
+    after = torch.load(new / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert (after["epoch"], after["global_step"]) == (1, 4)  # epochs and steps start afresh
+    for key, value in before["state_dict"].items():
+        if key.endswith("weight") and "running" not in key:
+            torch.testing.assert_close(after["state_dict"][key], value, atol=1e-6, rtol=0, msg=key)
+    proc = run("train.py", "experiment=smoke", f"hydra.run.dir={tmp_path / 'both'}", f"init_from={source}", f"ckpt_path={source}", check=False)
+    assert proc.returncode == 2 and "init_from and ckpt_path are both set" in proc.stdout + proc.stderr
 
 
 def test_predict_writes_masks_at_the_original_size(smoke_run, tmp_path):

@@ -216,7 +216,7 @@ def test_yaml_overrides_of_image_size_reach_every_transform(tmp_path):
     cfg = compose("isbi2012", tmp_path)
     cfg.data.image_size = 96
     dm = instantiate(cfg.data)
-    assert tuple(dm.train_transform.transforms[0].size) == (96, 96)
+    assert (dm.train_transform.transforms[0].height, dm.train_transform.transforms[0].width) == (96, 96)
     assert (dm.eval_transform.transforms[0].height, dm.eval_transform.transforms[0].width) == (96, 96)
 
 
@@ -254,7 +254,8 @@ def test_real_isbi_splits_are_disjoint_deterministic_and_membrane_is_one(real_da
     root = real_data_dir / "isbi2012"
     dm = ISBI2012DataModule(root=str(root), image_size=512)
     split = names_of(dm)
-    assert [len(split[s]) for s in SPLITS] == [18, 6, 6]
+    assert [len(split[s]) for s in SPLITS] == [19, 5, 6]
+    assert split["test"] == [f"{i:02d}" for i in range(24, 30)]  # a held-out block of the volume
     assert sorted(sum(split.values(), [])) == [f"{i:02d}" for i in range(30)]
     assert names_of(ISBI2012DataModule(root=str(root))) == split
     item = dm.dataset("test")[0]

@@ -102,3 +102,50 @@ def test_ignore_index_pixels_are_not_scored():
     report = scores.compute()
     assert report["iou"]["per_class"]["pet"] == 1.0
     assert math.isnan(report["iou"]["per_class"]["border"])
+
+
+# --- soft Dice over the classes present ------------------------------------------------------------------
+
+
+def confident(target: torch.Tensor, num_classes: int, scale: float = 30.0) -> torch.Tensor:
+    """Logits that predict ``target`` with near certainty."""
+    return torch.nn.functional.one_hot(target, num_classes).permute(0, 3, 1, 2).float() * scale
+
+
+def test_soft_dice_perfect_prediction_is_zero_even_with_absent_classes():
+    target = torch.zeros(2, 8, 8, dtype=torch.long)
+    target[:, 2:5, 2:6] = 1  # classes 0 and 1 present, class 2 absent from the batch
+    assert SoftDiceLoss(3)(confident(target, 3), target) < 1e-3
+    assert SoftDiceLoss(3, include_background=True)(confident(target, 3), target) < 1e-3
+
+
+def test_soft_dice_scores_only_the_foreground_classes_present():
+    torch.manual_seed(0)
+    target = torch.zeros(2, 8, 8, dtype=torch.long)
+    target[:, 2:6, 2:6] = 1
+    logits = torch.randn(2, 3, 8, 8)
+    probs = logits.softmax(1)
+    inter = (probs[:, 1] * (target == 1)).sum()
+    expected = 1 - (2 * inter + 1) / (probs[:, 1].sum() + (target == 1).sum() + 1)
+    # Class 2 is absent: it adds nothing (an average over all classes would add ~1/3).
+    assert SoftDiceLoss(3)(logits, target) == pytest.approx(float(expected), abs=1e-6)
+    # With the background, the mean over classes 0 and 1.
+    inter0 = (probs[:, 0] * (target == 0)).sum()
+    dice0 = (2 * inter0 + 1) / (probs[:, 0].sum() + (target == 0).sum() + 1)
+    both = SoftDiceLoss(3, include_background=True)(logits, target)
+    assert both == pytest.approx(float((expected + 1 - dice0) / 2), abs=1e-6)
+
+
+def test_soft_dice_never_scores_the_ignored_class_and_is_zero_without_foreground():
+    target = torch.zeros(1, 6, 6, dtype=torch.long)
+    target[0, :3] = 2  # the ignored border class
+    logits = torch.randn(1, 3, 6, 6)
+    assert SoftDiceLoss(3, ignore_index=2)(logits, target) == 0  # only background left, not scored
+    target[0, 4:, :2] = 1
+    perfect = confident(torch.where(target == 2, torch.zeros_like(target), target), 3)
+    assert SoftDiceLoss(3, ignore_index=2)(perfect, target) < 1e-3
+    # all-background batch: no scored class present, the Dice term is 0 and has no NaN gradient
+    logits = torch.randn(2, 2, 4, 4, requires_grad=True)
+    loss = SoftDiceLoss(2)(logits, torch.zeros(2, 4, 4, dtype=torch.long))
+    loss.backward()
+    assert loss == 0 and torch.isfinite(logits.grad).all()

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from segattn.models import AttentionMaps, MultiHeadCrossAttentionGate, MultiHeadSelfAttention2d, UNetAttention, sincos_2d
-from segattn.models.cross_attention import token_grid
+from segattn.models.cross_attention import key_value_grid
 
 TINY = dict(depth=2, base_channels=8, heads=2)
 ABLATIONS = [(False, False), (True, False), (False, True), (True, True)]
@@ -58,6 +58,25 @@ def test_fast_path_equals_explicit_path(self_attention, cross_attention, max_tok
     torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("gate_channels", ["skip", "one"])
+def test_fast_path_equals_explicit_path_in_train_mode_with_gradients(gate_channels):
+    """Training uses the fused path, the figures the explicit one: same logits and same gradients."""
+    torch.manual_seed(0)
+    model = UNetAttention(**TINY, max_tokens=4, gate_channels=gate_channels).train()
+    x, target = torch.randn(2, 3, 32, 32), torch.randint(0, 2, (2, 32, 32))
+    grads = []
+    for explicit in (False, True):
+        model.zero_grad()
+        logits = model(x, return_attention=True)[0] if explicit else model(x)
+        torch.nn.functional.cross_entropy(logits, target).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        if not explicit:
+            fast_logits = logits.detach()
+    torch.testing.assert_close(logits.detach(), fast_logits, rtol=1e-5, atol=1e-5)
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
 def test_fast_path_runs_the_fused_kernel_and_never_the_math_fallback():
     """Non-contiguous token layouts make SDPA fall back to the math kernel (N×N scores): guard it."""
     from torch.profiler import ProfilerActivity, profile
@@ -98,7 +117,7 @@ def test_plain_unet_has_no_attention_parameters():
 
 def test_attention_maps_shapes_and_ranges():
     torch.manual_seed(0)
-    model = UNetAttention(depth=3, base_channels=8, heads=4, max_tokens=16).eval()
+    model = UNetAttention(depth=3, base_channels=8, heads=4, head_dim=4, max_tokens=16).eval()
     with torch.no_grad():
         _, maps = model(torch.randn(2, 3, 64, 32), return_attention=True)
     # MHSA: bottleneck 8×4 = 32 tokens, per head, rows sum to 1 over the keys.
@@ -108,24 +127,56 @@ def test_attention_maps_shapes_and_ranges():
     assert (maps.self_attention >= 0).all()
     # Heads are really different heads (not one head repeated).
     assert not torch.allclose(maps.self_attention[:, 0], maps.self_attention[:, 1])
-    # MHCA gates: one per skip level at the skip's resolution, strictly inside (0, 1).
-    assert [tuple(g.shape) for g in maps.gates] == [(2, 1, 64, 32), (2, 1, 32, 16), (2, 1, 16, 8)]
+    # MHCA gates: one per skip level and skip channel at the skip's resolution, strictly inside (0, 1).
+    assert [tuple(g.shape) for g in maps.gates] == [(2, 8, 64, 32), (2, 16, 32, 16), (2, 32, 16, 8)]
     for gate in maps.gates:
         assert gate.min() > 0 and gate.max() < 1
-    # Token grids are bounded by max_tokens and weights sum to 1 over keys.
-    assert maps.cross_attention_sizes == [(4, 2), (4, 2), (4, 2)]
-    for (gh, gw), w in zip(maps.cross_attention_sizes, maps.cross_attention):
-        assert gh * gw <= 16
-        assert w.shape == (2, 4, gh * gw, gh * gw)
-        torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, gh * gw))
+    # Queries on the decoder feature's full grid (so the gate keeps its resolution), keys and
+    # values pooled to at most max_tokens cells; heads = channels // head_dim; rows sum to 1.
+    assert maps.cross_attention_sizes == [(32, 16), (16, 8), (8, 4)]
+    for level, ((qh, qw), (kh, kw), w) in enumerate(zip(maps.cross_attention_sizes, maps.cross_attention_key_sizes, maps.cross_attention)):
+        heads = (8 * 2**level) // 4
+        assert kh * kw <= 16
+        assert w.shape == (2, heads, qh * qw, kh * kw)
+        torch.testing.assert_close(w.sum(-1), torch.ones(2, heads, qh * qw))
 
 
-def test_token_grid_is_bounded_and_exact_when_small():
-    assert token_grid(16, 16, 1024) == (16, 16)
-    assert token_grid(512, 512, 1024) == (32, 32)
-    assert token_grid(512, 256, 1024) == (32, 16)
-    h, w = token_grid(100, 60, 256)
-    assert h * w <= 256 and (h, w) == (13, 8)
+def test_one_channel_gates_and_heads_from_head_dim():
+    model = UNetAttention(depth=3, base_channels=16, head_dim=32, gate_channels="one").eval()
+    assert [m.heads for m in model.cross_attention] == [1, 1, 2]  # 16, 32, 64 channels
+    with torch.no_grad():
+        _, maps = model(torch.randn(1, 3, 32, 32), return_attention=True)
+    assert [tuple(g.shape) for g in maps.gates] == [(1, 1, 32, 32), (1, 1, 16, 16), (1, 1, 8, 8)]
+
+
+def test_cross_attention_projections_are_signed_learned_linear_maps():
+    """No ReLU before the dot product: queries and keys take both signs from the start."""
+    gate = MultiHeadCrossAttentionGate(16, 32, head_dim=8)
+    assert isinstance(gate.query, torch.nn.Linear) and isinstance(gate.key, torch.nn.Linear) and isinstance(gate.value, torch.nn.Linear)
+    coarse = torch.relu(torch.randn(2, 32, 4, 4))  # decoder features are non-negative
+    q = gate.query(gate.coarse_norm(coarse.flatten(2).transpose(1, 2)))
+    assert (q < 0).any() and (q > 0).any()
+    _, _, weights = gate(torch.randn(2, 16, 8, 8), coarse, need_weights=True)
+    assert weights.std() > 0  # not uniform at initialisation
+
+
+def test_key_value_grid_is_bounded_and_uses_the_budget():
+    assert key_value_grid(16, 16, 1024) == (16, 16)
+    assert key_value_grid(512, 512, 1024) == (32, 32)
+    assert key_value_grid(264, 264, 1024) == (32, 32)  # a power-of-two factor would give 17×17
+    for h, w, budget in [(512, 256, 1024), (100, 60, 256), (64, 64, 256), (7, 300, 100), (1, 5, 2)]:
+        gh, gw = key_value_grid(h, w, budget)
+        assert 1 <= gh <= h and 1 <= gw <= w and gh * gw <= budget
+        assert gh * gw >= 0.8 * min(budget, h * w) or min(h, w) < 8, (h, w, gh, gw)
+
+
+def test_deep_supervision_heads():
+    model = UNetAttention(**TINY, deep_supervision=1).eval()
+    x = torch.randn(2, 3, 32, 32)
+    logits, aux = model.forward_with_aux(x)
+    assert logits.shape == (2, 2, 32, 32) and [tuple(a.shape) for a in aux] == [(2, 2, 16, 16)]
+    torch.testing.assert_close(logits, model(x))  # the auxiliary heads do not change the output
+    assert UNetAttention(**TINY).forward_with_aux(torch.randn(1, 3, 32, 32))[1] == []
 
 
 def test_positional_encoding_deterministic_and_distinct():
@@ -161,7 +212,10 @@ def test_input_size_not_divisible_is_a_clear_error():
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
-        (dict(base_channels=12, heads=8), r"channels=12 is not divisible by heads=8"),
+        (dict(base_channels=12, heads=7), r"channels=192 is not divisible by heads=7"),
+        (dict(base_channels=8, head_dim=0), r"head_dim must be a positive integer"),
+        (dict(base_channels=8, gate_channels="all"), r"gate_channels must be one of"),
+        (dict(depth=2, base_channels=8, deep_supervision=2), r"deep_supervision must be an integer in \[0, depth - 1 = 1\]"),
         (dict(base_channels=8, heads=0), r"heads must be >= 1"),
         (dict(base_channels=6, heads=2), r"divisible by 4"),
         (dict(depth=0), r"depth must be a positive integer"),

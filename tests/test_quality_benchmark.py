@@ -1,7 +1,8 @@
-"""Smoke test of benchmarks/quality.py: the four ablations train, evaluate and land in one table."""
+"""Smoke test of benchmarks/quality.py: models × seeds train, evaluate and land in one table."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +16,26 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_quality_benchmark_smoke(tmp_path):
     out = tmp_path / "quality.md"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/quality.py", "--smoke", "--workdir", str(tmp_path / "runs"), "--output", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [sys.executable, "benchmarks/quality.py", "--smoke", "--seeds", "0", "1", "--models", "reference", "plain", "full",
+         "--workdir", str(tmp_path / "runs"), "--output", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    rows = [line for line in out.read_text().splitlines() if line.startswith("| generated shapes")]
-    assert [r.split("|")[2].strip() for r in rows] == ["plain U-Net", "+MHSA", "+MHCA", "MHSA+MHCA"]
-    params = [int(r.split("|")[3].strip().replace(",", "")) for r in rows]
-    assert params[0] < min(params[1:]) and params[3] == max(params)  # attention adds parameters
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.read_text().splitlines() if line.startswith("| generated shapes")]
+    assert [r[1] for r in rows] == ["minimal reference recipe (plain)", "segattn plain U-Net", "segattn MHSA+MHCA"]
+    assert all(r[2] == "2" for r in rows)  # two seeds each
+    params = [int(r[3].replace(",", "")) for r in rows]
+    assert params[0] == params[1] < params[2]  # attention adds parameters
     for row in rows:
-        cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[3] == "8"  # the 8 held-out test images
-        assert all(0.0 <= float(v) <= 1.0 for v in cells[4:8])
-    assert len(list((tmp_path / "runs").glob("*/smoke/*/eval/metrics.json"))) == 4
+        mean, std = (float(v) for v in row[4].split(" ± "))
+        assert 0.0 <= mean <= 1.0 and std >= 0.0
+    assert rows[0][8] == "–" and len(rows[2][8].split(" / ")) == 2  # gate contrast of the 2 MHCA levels (depth 2)
+    assert "/2 < 0.9)" in rows[2][9]  # 2 MHSA heads
+    metrics = sorted((tmp_path / "runs").glob("*/smoke/*/seed*/eval/metrics.json"))
+    assert len(metrics) == 6
+    full = json.loads(next(m for m in metrics if "/full/" in str(m)).read_text())
+    assert set(full["attention"]) >= {"gate_contrast", "mhsa_head_entropy", "mhca_entropy"}
+    # the reference recipe's settings reached its run
+    config = (tmp_path / "runs").glob("*/smoke/reference/seed0/config.yaml")
+    text = next(config).read_text()
+    assert "decay_norm_and_bias: true" in text and "vertical_flip: false" in text and "cross_attention: false" in text

@@ -36,7 +36,7 @@ def test_default_and_experiment_configs_are_valid():
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("model.heads=3", "model.heads: got 3, which does not divide model.base_channels=8"),
+        ("model.heads=3", "model.heads: got 3, which does not divide the bottleneck's 32 channels"),
         ("data.image_size=30", "data.image_size: got 30; must be a multiple of 2**model.depth = 4 (nearest valid: 28 or 32)"),
         ("module.lr=-0.1", "module.lr: got -0.1; expected a learning rate > 0"),
         ("module.loss=focal", "module.loss: got 'focal'; allowed: ce, dice, ce+dice"),

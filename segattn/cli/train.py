@@ -64,12 +64,52 @@ def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
         raise RunDirectoryError(f"run directory {output_dir} is not writable: {err}. Set hydra.run.dir= to a writable folder") from None
 
 
-def check_resume_checkpoint(ckpt_path: str, module: SegmentationModule) -> None:
-    """Open the checkpoint to resume from safely and check that its weights fit this model."""
+#: Settings that shape the learning-rate schedule (its length and values): a resumed run must keep them.
+SCHEDULE_KEYS = (
+    "module.scheduler", "module.lr", "module.warmup_fraction", "trainer.max_epochs", "trainer.max_steps",
+    "trainer.accumulate_grad_batches", "trainer.limit_train_batches", "trainer.devices", "trainer.num_nodes",
+    "data.batch_size", "data.max_samples",
+)
+
+
+def _lookup(config: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return None
+        config = config[part]
+    return config
+
+
+def check_resume_checkpoint(ckpt_path: str, module: SegmentationModule, config: dict) -> None:
+    """Open the checkpoint to resume from safely; check that its weights fit this model and that
+    the settings shaping the schedule are the ones it was trained with (resuming continues that
+    run: a longer run or another schedule is a new run, started with ``init_from``)."""
     checkpoint = load_checkpoint(ckpt_path)
     problems = weight_mismatches(module.state_dict(), checkpoint["state_dict"])
     if problems:
         raise CheckpointError(f"{ckpt_path}: cannot resume: its weights do not fit the configured model: {'; '.join(problems)}")
+    saved = (checkpoint.get("hyper_parameters") or {}).get("config") or {}
+    changed = [
+        f"{key}: {_lookup(saved, key)!r} in the checkpoint, {_lookup(config, key)!r} now"
+        for key in SCHEDULE_KEYS
+        if saved and _lookup(saved, key) != _lookup(config, key)
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{ckpt_path}: cannot resume: resuming continues the same run, but settings that shape its learning-rate schedule "
+            f"differ ({'; '.join(changed)}). Resume with the checkpoint's values, or start a new run from its weights "
+            f"with init_from={ckpt_path} (instead of ckpt_path)"
+        )
+
+
+def initialise_from(init_from: str, module: SegmentationModule) -> None:
+    """Load only the weights of a checkpoint (a new run: fresh optimiser, schedule, epoch 0)."""
+    checkpoint = load_checkpoint(init_from)
+    problems = weight_mismatches(module.state_dict(), checkpoint["state_dict"])
+    if problems:
+        raise CheckpointError(f"init_from={init_from}: its weights do not fit the configured model: {'; '.join(problems)}")
+    module.load_state_dict(checkpoint["state_dict"])
+    log.info("Initialised the weights from %s (new run: optimiser, schedule and epochs start afresh)", init_from)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -93,7 +133,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         **OmegaConf.to_container(cfg.module, resolve=True),
     )
     if cfg.ckpt_path is not None:
-        check_resume_checkpoint(cfg.ckpt_path, module)
+        check_resume_checkpoint(cfg.ckpt_path, module, resolved)
+    if cfg.get("init_from") is not None:
+        initialise_from(cfg.init_from, module)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])

@@ -21,7 +21,7 @@ from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, Segmentation
 
 TOP_LEVEL_KEYS = {
     "data", "model", "trainer", "logger", "callbacks", "paths", "module", "experiment",
-    "task_name", "seed", "ckpt_path", "test_after_training",
+    "task_name", "seed", "ckpt_path", "init_from", "test_after_training",
 }
 #: SegmentationModule arguments that train() fills from the data and the model config.
 MODULE_FILLED = ("net", "class_names", "ignore_index", "config")
@@ -124,6 +124,11 @@ def validate_train_config(cfg: DictConfig) -> None:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
         problems.append(f"ckpt_path: {ckpt_path} is not a file; expected the checkpoint to resume from (e.g. <run dir>/checkpoints/last.ckpt)")
+    init_from = cfg.get("init_from")
+    if init_from is not None and not Path(str(init_from)).is_file():
+        problems.append(f"init_from: {init_from} is not a file; expected a checkpoint whose weights start a new run")
+    if init_from is not None and ckpt_path is not None:
+        problems.append("init_from and ckpt_path are both set: ckpt_path resumes a run (weights, optimiser, schedule), init_from starts a new one from weights only; give one")
     for key in ("max_epochs", "min_epochs"):
         value = cfg.trainer.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < (-1 if key == "max_epochs" else 0):

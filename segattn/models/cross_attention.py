@@ -26,12 +26,9 @@ def key_value_grid(height: int, width: int, max_tokens: int) -> tuple[int, int]:
     if height * width <= max_tokens:
         return height, width
     scale = math.sqrt(max_tokens / (height * width))
-    gh, gw = max(1, int(height * scale)), max(1, int(width * scale))
-    # Rounding down may leave room for one more row or column.
-    if (gh + 1) * gw <= max_tokens and gh < height:
-        gh += 1
-    if gh * (gw + 1) <= max_tokens and gw < width:
-        gw += 1
+    gh = min(height, max(1, int(height * scale + 1e-6)))
+    gw = min(width, max(1, max_tokens // gh))  # the columns take what the rows leave
+    gh = min(height, max(1, max_tokens // gw))  # and the rows what the columns leave (thin maps)
     return gh, gw
 
 
@@ -109,7 +106,7 @@ class MultiHeadCrossAttentionGate(nn.Module):
         keys = self.coarse_norm(tokens(keys_map))
         values = self.skip_norm(tokens(values_map))
         out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights)
-        gate = self.gate_projection(out).transpose(1, 2).reshape(b, -1, hy, wy)
+        gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
         gate = torch.sigmoid(self.gate_norm(gate))
         gate = F.interpolate(gate, size=(h, w), mode="bilinear", align_corners=False)
         return skip * gate, gate, weights

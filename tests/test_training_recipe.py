@@ -1,0 +1,88 @@
+"""The training recipe: weight decay groups, warm-up schedules, deep supervision, augmentation choice."""
+
+from __future__ import annotations
+
+import albumentations as A
+import pytest
+import torch
+
+from segattn.data.transforms import train_pipeline
+from segattn.models import UNetAttention
+from segattn.training.module import SegmentationModule, parameter_groups, warmup_cosine
+
+NET = dict(depth=2, base_channels=8, heads=2)
+
+
+def test_weight_decay_only_on_conv_and_linear_weights():
+    net = UNetAttention(**NET)
+    decay, no_decay = parameter_groups(net, 1e-4)
+    assert decay["weight_decay"] == 1e-4 and no_decay["weight_decay"] == 0.0
+    names = {id(p): n for n, p in net.named_parameters()}
+    decayed = {names[id(p)] for p in decay["params"]}
+    spared = {names[id(p)] for p in no_decay["params"]}
+    assert decayed | spared == set(names.values()) and not decayed & spared
+    assert all(n.endswith("weight") for n in decayed)
+    assert "inc.1.weight" in spared and "inc.1.bias" in spared  # BatchNorm scale and shift
+    assert "self_attention.norm.weight" in spared and "self_attention.qkv.bias" in spared
+    assert "inc.0.weight" in decayed and "self_attention.qkv.weight" in decayed and "cross_attention.0.query.weight" in decayed
+    everything = parameter_groups(net, 1e-4, decay_all=True)
+    assert len(everything[0]["params"]) == len(names) and everything[1]["params"] == []
+
+
+def test_warmup_cosine_rises_then_decays_to_zero():
+    factor = warmup_cosine(100, 0.3)
+    values = [factor(s) for s in range(100)]
+    assert values[0] < 0.05 and max(values) == pytest.approx(1.0, abs=0.05)
+    assert values.index(max(values)) in range(28, 32)
+    assert values[-1] < 0.01 and all(a >= b for a, b in zip(values[30:], values[31:]))
+
+
+@pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
+def test_schedules_warm_up_to_the_peak_learning_rate(scheduler, tmp_path):
+    import lightning as L
+
+    from segattn.data import SyntheticDataModule
+
+    data = SyntheticDataModule(image_size=32, batch_size=4, num_train=8)
+    module = SegmentationModule(net=NET, class_names=data.class_names, lr=1e-2, scheduler=scheduler, warmup_fraction=0.5)
+    lrs = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, *args):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        callbacks=[Record()], limit_val_batches=0, enable_model_summary=False)
+    trainer.fit(module, datamodule=data)
+    assert len(lrs) == 8  # 2 steps per epoch
+    peak = lrs.index(max(lrs))
+    assert 2 <= peak <= 4 and max(lrs) == pytest.approx(1e-2, rel=0.3)
+    assert lrs[0] < 0.5e-2 and lrs[-1] < max(lrs) / 2
+
+
+def test_deep_supervision_adds_auxiliary_losses():
+    torch.manual_seed(0)
+    images, masks = torch.randn(2, 3, 32, 32), torch.randint(0, 2, (2, 32, 32))
+    plain = SegmentationModule(net=NET, class_names=["a", "b"])
+    deep = SegmentationModule(net={**NET, "deep_supervision": 1}, class_names=["a", "b"])
+    deep.net.load_state_dict(plain.net.state_dict(), strict=False)
+    main = plain.training_loss(images, masks)
+    assert torch.isclose(plain.criterion(plain.net(images), masks), main)
+    logits, aux = deep.net.forward_with_aux(images)
+    expected = (deep.criterion(logits, masks) + 0.5 * deep.criterion(aux[0], masks[:, 1::2, 1::2])) / 1.5
+    assert torch.isclose(deep.training_loss(images, masks), expected)
+    deep.training_loss(images, masks).backward()
+    assert deep.net.aux_heads[0].weight.grad.abs().sum() > 0
+
+
+def test_augmentation_levels():
+    stats = ((0.5,) * 3, (0.25,) * 3)
+    kinds = lambda p: [type(t) for t in p.transforms]  # noqa: E731
+    assert kinds(train_pipeline(32, stats, rgb=True, augment="none")) == [A.Resize, A.Normalize]
+    assert kinds(train_pipeline(32, stats, rgb=True)) == [A.Resize, A.HorizontalFlip, A.Normalize]
+    assert kinds(train_pipeline(32, stats, rgb=True, vertical_flip=True)) == [A.Resize, A.HorizontalFlip, A.VerticalFlip, A.Normalize]
+    strong = kinds(train_pipeline(32, stats, rgb=True, augment="strong"))
+    assert A.RandomResizedCrop in strong and A.ColorJitter in strong and A.Affine in strong
+    assert train_pipeline(32, stats, rgb=True).transforms[0].interpolation == 3  # cv2.INTER_AREA: antialiased
+    with pytest.raises(ValueError, match=r"data.augment: got 'heavy'; allowed: none, light, strong"):
+        train_pipeline(32, stats, rgb=True, augment="heavy")
