@@ -22,7 +22,8 @@ run (e.g. ``model.gate_channels=one``). For models with attention the table also
 per level (mean gate on foreground − background, level 0 = full resolution) and the normalised
 entropy of each MHSA head. Every number comes from the ``metrics.json`` files this run wrote,
 which stay under ``--workdir``; the table is rewritten after every run, so a long run that is
-stopped keeps what it finished.
+stopped keeps what it finished, and ``--resume <its folder>`` reuses its finished runs (e.g. to
+score the runs of a ``--split val`` invocation on the test split, or to add seeds).
 """
 
 from __future__ import annotations
@@ -88,13 +89,31 @@ def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Names
     if args.max_samples:
         overrides.append(f"data.max_samples={args.max_samples}")
     name = f"{dataset}-{model}-seed{seed}"
-    seconds = run([sys.executable, "train.py", *overrides], workdir / f"{name}-train.log")
     last = run_dir / "checkpoints" / "last.ckpt"
-    run([sys.executable, "evaluate.py", f"ckpt_path={last}", f"split={args.split}", f"hydra.run.dir={run_dir / 'eval'}"], workdir / f"{name}-eval.log")
-    metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
+    timing = run_dir / "train_seconds.txt"
+    if finished(run_dir) and timing.is_file():  # --resume: a run finished by an earlier invocation
+        seconds = float(timing.read_text())
+    else:
+        seconds = run([sys.executable, "train.py", *overrides], workdir / f"{name}-train.log")
+        timing.write_text(f"{seconds:.1f}\n")
+    eval_dir = run_dir / f"eval-{args.split}"
+    if not (eval_dir / "metrics.json").is_file():
+        run([sys.executable, "evaluate.py", f"ckpt_path={last}", f"split={args.split}", f"hydra.run.dir={eval_dir}"], workdir / f"{name}-eval-{args.split}.log")
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
     state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
     params = sum(v.numel() for k, v in state.items() if k.startswith("net.") and v.is_floating_point() and "running_" not in k)
     return {"dataset": dataset, "model": model, "seed": seed, "metrics": metrics, "seconds": seconds, "params": params}
+
+
+def finished(run_dir: Path) -> bool:
+    """A training run that reached its last epoch (its last.ckpt is at trainer.max_epochs)."""
+    last, config = run_dir / "checkpoints" / "last.ckpt", run_dir / "config.yaml"
+    if not (last.is_file() and config.is_file()):
+        return False
+    import yaml
+
+    max_epochs = yaml.safe_load(config.read_text())["trainer"]["max_epochs"]
+    return torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= max_epochs
 
 
 def mean_std(values: list[float]) -> str:
@@ -159,7 +178,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["test", "val"], help="val to choose settings; test for the final table")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the segattn (non-reference) rows")
     parser.add_argument("--max-samples", type=int, default=None, help="cap per split (quick runs)")
-    parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "quality"))
+    parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "quality"), help="a timestamped folder is made in it")
+    parser.add_argument("--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused")
     parser.add_argument("--output", default=None)
     parser.add_argument("--smoke", action="store_true", help="generated data, 1 epoch, tiny model: checks the script works")
     args = parser.parse_args()
@@ -167,7 +187,7 @@ def main() -> None:
         args.datasets = ["smoke"]
     if any(d != "smoke" for d in args.datasets) and not os.environ.get("SEGATTN_DATA_DIR"):
         raise SystemExit("set SEGATTN_DATA_DIR to the folder holding oxford-pets/ and isbi2012/ (e.g. ../shared/data)")
-    workdir = Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
+    workdir = Path(args.resume) if args.resume else Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
     workdir.mkdir(parents=True, exist_ok=True)
 
     results = []
