@@ -1,79 +1,166 @@
-"""TensorBoard images of predictions and attention for a fixed set of validation images."""
+"""TensorBoard figures of predictions, MHSA heads and MHCA gates on the logging epochs.
+
+Kept cheap: only every ``every_n_epochs`` validation epochs and on the last one, only on rank 0,
+a few images, matplotlib figures (Agg) closed once logged. Only these images go through the
+model's explicit attention path; training and validation stay on the fused path.
+"""
 
 from __future__ import annotations
+
+import logging
+from dataclasses import fields, is_dataclass, replace
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image
 
-from segattn.models import AttentionMaps
-from segattn.visualization import display_image, mark_point, overlay_heatmap, overlay_mask
+from segattn.figures import (
+    choose_queries, denormalize, gate_figure, image_dice, normalization_of, prediction_figure, self_attention_figure,
+    varied_sample, worst_k,
+)
+from segattn.training.attention_stats import AttentionStats
+
+log = logging.getLogger(__name__)
 
 
-def query_positions(h: int, w: int, count: int) -> list[tuple[int, int]]:
-    """``count`` fixed query cells of an h×w grid spread along the diagonal (centre first)."""
-    candidates = [(h // 2, w // 2), (h // 4, w // 4), (3 * h // 4, 3 * w // 4), (h // 4, 3 * w // 4), (3 * h // 4, w // 4)]
-    return candidates[: max(0, count)]
+def metrics_step(trainer: Trainer) -> int:
+    """The step Lightning gives the validation scalars (one less than ``global_step`` at the end of
+    an epoch), so figures and the curves they explain share an x value."""
+    loop = getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None)
+    return int(getattr(loop, "_batches_that_stepped", trainer.global_step))
+
+
+def is_logging_epoch(epoch: int, every_n_epochs: int, max_epochs: int | None) -> bool:
+    """Every ``every_n_epochs``-th epoch (counting from 1) and always the last one."""
+    last = max_epochs is not None and max_epochs > 0 and epoch + 1 >= max_epochs
+    return (epoch + 1) % every_n_epochs == 0 or last
+
+
+def original_size(dataset, index: int) -> tuple[int, int] | None:
+    """(height, width) of the image file behind item ``index``, to undo the square resize on display."""
+    path = getattr(dataset.samples[index], "image_path", None)
+    if path is None:
+        return None
+    try:
+        with Image.open(path) as image:
+            return image.height, image.width
+    except OSError:
+        return None
 
 
 class AttentionImageLogger(Callback):
-    """Every ``every_n_epochs`` validation epochs, logs for the first ``num_images`` validation images:
+    """On the logging epochs, for ``num_images`` validation images (a fixed, seeded sample spread
+    over name groups, e.g. breeds) and the ``worst_k`` validation images by Dice, logs:
 
-    - ``prediction/<name>``: image | ground truth overlay | prediction overlay;
-    - ``attention/mhsa/<name>``: for ``num_queries`` marked query positions, the MHSA attention row
-      (head-averaged, or one panel per head with ``per_head``) as a heatmap over the image;
-    - ``attention/mhca_gate_level<i>/<name>``: the MHCA gate of skip level i over the image.
-
-    Only these steps use the model's explicit attention path; training stays on the fused path.
+    - ``val_predictions/<name>``, ``val_predictions_worst/<rank>``: image | ground truth |
+      prediction | errors (true/false positives, false negatives), with the image's Dice;
+    - ``val_mhsa/<name>`` (fixed sample): one row per MHSA head (``per_head=false``: the head mean),
+      ``num_queries`` query cells taken from the ground truth, fixed log scale marking 1/N;
+    - ``val_gates/<name>`` (fixed sample): the raw MHCA gate of every level on a 0–1 viridis scale,
+      with per-level histograms on foreground and background;
+    - scalars over the fixed sample: ``val_attention/mhsa_entropy_head<k>`` (entropy / log N) and
+      ``val_attention/gate_contrast_level<i>`` (mean gate on foreground − on background).
     """
 
-    def __init__(self, every_n_epochs: int = 1, num_images: int = 2, num_queries: int = 3, per_head: bool = False) -> None:
-        if every_n_epochs < 1 or num_images < 1:
-            raise ValueError(f"attention_images: every_n_epochs and num_images must be >= 1, got {every_n_epochs}, {num_images}")
+    def __init__(
+        self, every_n_epochs: int = 5, num_images: int = 3, worst_k: int = 2, num_queries: int = 3, per_head: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        for key, value, low in (("every_n_epochs", every_n_epochs, 1), ("num_images", num_images, 1), ("worst_k", worst_k, 0),
+                                ("num_queries", num_queries, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"callbacks.attention_images.{key}: got {value!r}; expected an integer >= {low}")
         self.every_n_epochs = every_n_epochs
         self.num_images = num_images
+        self.worst_k = worst_k
         self.num_queries = num_queries
         self.per_head = per_head
+        self.seed = seed
 
-    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or trainer.current_epoch % self.every_n_epochs:
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        if not is_logging_epoch(trainer.current_epoch, self.every_n_epochs, trainer.max_epochs):
             return
         logger = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if logger is None or trainer.datamodule is None:
             return
         dataset = trainer.datamodule.dataset("val")
-        items = [dataset[i] for i in range(min(self.num_images, len(dataset)))]
-        if not items:
+        if len(dataset) == 0:
             return
-        images = torch.stack([it["image"] for it in items]).to(pl_module.device)
         was_training = pl_module.training
         pl_module.eval()
-        with torch.no_grad():
-            logits, maps = pl_module.net(images, return_attention=True)
-        pl_module.train(was_training)
-        for i, item in enumerate(items):
-            for tag, picture in self.render(item, logits[i].argmax(0), maps, i).items():
-                logger.experiment.add_image(f"{tag}/{item['name']}", picture, global_step=trainer.global_step, dataformats="CHW")
+        try:
+            with torch.no_grad():
+                self.log_figures(logger.experiment, trainer, pl_module, dataset)
+        finally:
+            pl_module.train(was_training)
 
-    def render(self, item: dict, prediction: torch.Tensor, maps: AttentionMaps, index: int) -> dict[str, torch.Tensor]:
-        """The pictures of one image, keyed by tag prefix."""
-        base = display_image(item["image"])
-        h, w = base.shape[-2:]
-        pictures = {
-            "prediction": torch.cat([base, overlay_mask(base, item["mask"].clamp(min=0)), overlay_mask(base, prediction)], dim=-1)
-        }
-        if maps.self_attention is not None:
-            gh, gw = maps.self_attention_size
-            weights = maps.self_attention[index].float().cpu()  # (heads, N, N)
-            heads = list(weights) if self.per_head else [weights.mean(0)]
-            rows = []
-            for head in heads:
-                panels = []
-                for qr, qc in query_positions(gh, gw, self.num_queries):
-                    panel = overlay_heatmap(base, head[qr * gw + qc].reshape(gh, gw))
-                    panels.append(mark_point(panel, int((qr + 0.5) * h / gh), int((qc + 0.5) * w / gw)))
-                rows.append(torch.cat(panels, dim=-1))
-            pictures["attention/mhsa"] = torch.cat(rows, dim=-2)
-        for level, gate in enumerate(maps.gates):
-            pictures[f"attention/mhca_gate_level{level}"] = torch.cat([base, overlay_heatmap(base, gate[index, 0].float().cpu(), normalize=False)], dim=-1)
-        return pictures
+    def log_figures(self, writer, trainer: Trainer, pl_module: LightningModule, dataset) -> None:
+        dm = trainer.datamodule
+        seed = self.seed if self.seed is not None else getattr(dm, "seed", 0)
+        fixed = varied_sample(dataset.names, self.num_images, seed)
+        worst = worst_k(self.dice_per_image(pl_module, dataset, dm), self.worst_k, exclude=fixed) if self.worst_k else []
+        items = [dataset[i] for i in fixed + worst]
+        images = torch.stack([it["image"] for it in items]).to(pl_module.device)
+        logits, maps = pl_module.net(images, return_attention=True)
+        predictions = logits.argmax(1).cpu()
+        stats = normalization_of(getattr(dataset, "transform", None))
+        num_classes, ignore = pl_module.net.num_classes, dm.ignore_index
+        step = metrics_step(trainer)
+        attention = AttentionStats(ignore)
+        for k, (index, item) in enumerate(zip(fixed + worst, items)):
+            photo = denormalize(item["image"], stats)
+            size = original_size(dataset, index)
+            dice = image_dice(predictions[k], item["mask"], num_classes, ignore)
+            is_worst = k >= len(fixed)
+            note = f"(worst {k - len(fixed) + 1} of the {len(dataset)} val images)" if is_worst else ""
+            tag = f"val_predictions_worst/{k - len(fixed) + 1}" if is_worst else f"val_predictions/{item['name']}"
+            figure = prediction_figure(photo, item["mask"], predictions[k], name=item["name"], dice=dice, class_names=dm.class_names,
+                                       ignore_index=ignore, original_size=size, note=note)
+            writer.add_figure(tag, figure, global_step=step, close=True)
+            if is_worst:
+                continue
+            if maps.self_attention is not None:
+                queries = choose_queries(item["mask"], maps.self_attention_size, self.num_queries, ignore)
+                figure = self_attention_figure(photo, maps.self_attention[k], maps.self_attention_size, queries, name=item["name"],
+                                               target=item["mask"], per_head=self.per_head, original_size=size)
+                writer.add_figure(f"val_mhsa/{item['name']}", figure, global_step=step, close=True)
+            if maps.gates:
+                figure = gate_figure(photo, [g[k] for g in maps.gates], item["mask"], name=item["name"], ignore_index=ignore,
+                                     original_size=size)
+                writer.add_figure(f"val_gates/{item['name']}", figure, global_step=step, close=True)
+        n = len(fixed)
+        if maps.self_attention is not None or maps.gates:
+            attention.update(slice_maps(maps, n), torch.stack([it["mask"] for it in items[:n]]).to(logits.device))
+            for key, values in attention.compute().items():
+                name = {"mhsa_head_entropy": "mhsa_entropy_head", "gate_contrast": "gate_contrast_level"}.get(key)
+                for i, value in enumerate(values if name else []):
+                    if value is not None:
+                        writer.add_scalar(f"val_attention/{name}{i}", value, global_step=step)
+
+    @staticmethod
+    def dice_per_image(pl_module: LightningModule, dataset, dm) -> list[float]:
+        """Per-image Dice of the whole validation split (fast path, batched), to find the worst."""
+        scores: list[float] = []
+        batch = max(1, getattr(dm, "batch_size", 8))
+        for start in range(0, len(dataset), batch):
+            items = [dataset[i] for i in range(start, min(len(dataset), start + batch))]
+            predictions = pl_module(torch.stack([it["image"] for it in items]).to(pl_module.device)).argmax(1).cpu()
+            scores += [image_dice(p, it["mask"], pl_module.net.num_classes, dm.ignore_index) for p, it in zip(predictions, items)]
+        return scores
+
+
+def slice_maps(maps, n: int):
+    """The first ``n`` images of an ``AttentionMaps`` (the fixed sample, without the worst-k)."""
+    def cut(value):
+        if isinstance(value, torch.Tensor):
+            return value[:n]
+        if isinstance(value, list):
+            return [cut(v) for v in value]
+        return value
+
+    if is_dataclass(maps):
+        return replace(maps, **{f.name: cut(getattr(maps, f.name)) for f in fields(maps)})
+    raise TypeError(f"expected AttentionMaps, got {type(maps).__name__}")

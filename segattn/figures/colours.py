@@ -1,0 +1,25 @@
+"""Colour-blind-safe colours (Okabe & Ito, 2008) for classes and error kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+
+OKABE_ITO = {
+    "orange": (230, 159, 0), "sky_blue": (86, 180, 233), "bluish_green": (0, 158, 115), "yellow": (240, 228, 66),
+    "blue": (0, 114, 178), "vermillion": (213, 94, 0), "reddish_purple": (204, 121, 167), "black": (0, 0, 0),
+}
+#: Class 0 (background) is not coloured; classes 1.. take these in turn.
+CLASS_COLOURS = np.array([OKABE_ITO[k] for k in ("sky_blue", "orange", "bluish_green", "reddish_purple", "yellow", "blue")]) / 255.0
+#: Error map: true positive, false positive, false negative (true negatives stay the dimmed photo).
+ERROR_COLOURS = {
+    "true positive": np.array(OKABE_ITO["blue"]) / 255.0,
+    "false positive": np.array(OKABE_ITO["orange"]) / 255.0,
+    "false negative": np.array(OKABE_ITO["reddish_purple"]) / 255.0,
+}
+
+
+def class_colour(class_id: int) -> np.ndarray:
+    """RGB in [0, 1] of a foreground class id (1, 2, ...)."""
+    if class_id < 1:
+        raise ValueError(f"class {class_id} is background or invalid: only classes >= 1 are coloured")
+    return CLASS_COLOURS[(class_id - 1) % len(CLASS_COLOURS)]
