@@ -48,12 +48,12 @@ def test_smoke_training_writes_checkpoints_config_and_tensorboard(smoke_run):
     assert (smoke_run / "checkpoints" / "best.ckpt").is_file()
     assert (smoke_run / "config.yaml").is_file()
     tags = tensorboard_tags(smoke_run)
-    for scalar in ("train/loss", "val/loss", "val/dice", "val/iou", "val/dice_per_image", "val/iou_per_image"):
+    for scalar in ("train/loss", "train/loss_step", "val/loss", "val/dice", "val/iou", "val/dice_per_image", "val/iou_per_image"):
         assert scalar in tags["scalars"], scalar
     assert any(t.startswith("lr-") for t in tags["scalars"])
-    assert any("prediction" in t for t in tags["images"])
-    assert any("attention/mhsa" in t for t in tags["images"])
-    assert any("attention/mhca_gate_level0" in t for t in tags["images"])
+    assert any(t.startswith("val_predictions/") for t in tags["images"])
+    assert any(t.startswith("val_mhsa/") for t in tags["images"])
+    assert any(t.startswith("val_gates/") for t in tags["images"])
     ckpt = torch.load(smoke_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 2 * 4  # 16 images / batch 4, 2 epochs
 

@@ -21,7 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, weight_mismatches
 from segattn.cli.common import run_or_exit
+from segattn.cli.console import mirror_to_log_file, quiet_console
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.cli.summary import final_summary
 from segattn.config import ConfigError, validate_train_config
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.training.atomic_checkpoint_io import AtomicCheckpointIO
@@ -114,6 +116,8 @@ def initialise_from(init_from: str, module: SegmentationModule) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (and optionally test) as configured; return the final logged metrics."""
+    quiet_console()
+    log_path = mirror_to_log_file()
     validate_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     if rank_zero_only.rank == 0:
@@ -149,7 +153,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
         ckpt = "best" if trainer.checkpoint_callback and trainer.checkpoint_callback.best_model_path else None
         trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, weights_only=True)
         metrics.update({k: float(v) for k, v in trainer.callback_metrics.items()})
+    if rank_zero_only.rank == 0:
+        log.info("%s", final_summary(trainer, output_dir, log_path, sweep_directory()))
     return metrics
+
+
+def sweep_directory() -> Path | None:
+    """The multirun's folder (holding every run of a ``-m`` sweep), or None for a single run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir)
 
 
 KNOWN_FAILURES = (ConfigError, DatasetLayoutError, DatasetContentError, CheckpointError, RunDirectoryError, NonFiniteLossError)

@@ -93,7 +93,9 @@ class SegmentationModule(L.LightningModule):
                 f"training loss is {loss.item()} at {where}; the run stopped and the last checkpoint was kept. "
                 "Lower module.lr, check the data, or set module.nonfinite_loss=skip to skip such batches."
             )
-        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True)
+        # Every logged step (no cross-process sync: cheap) and the epoch mean over every batch (synced).
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["image"]))
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
         return loss
 
     def _evaluate_batch(self, batch: dict, split: str, scores: SegmentationScores) -> None:
