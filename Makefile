@@ -1,4 +1,4 @@
-# The README's two commands: `make train` (the main job) and `make test` (the test suite).
+# The README's two commands: `make train` (the main job) and `make test` (the test suite); `make tensorboard` to look.
 # Both create .venv on first use and refresh it when pyproject.toml changes.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.segattn-installed
 ARGS ?=
 
-.PHONY: install train test benchmark clean-venv
+.PHONY: install train test tensorboard benchmark clean-venv
 
 install: $(STAMP)
 
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# data.download=auto: on the first run, fetch Oxford-IIIT Pet into data/ (torchvision) when it is missing.
 train: $(STAMP)
-	$(PY) train.py experiment=pets_binary $(ARGS)
+	$(PY) train.py experiment=pets_binary data.download=auto $(ARGS)
+
+# Curves, HParams and figures of every run under logs/ (http://localhost:6006).
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir logs $(ARGS)
 
 # pytest exits 5 when it collects no test; that is reported, not treated as a failure.
 test: $(STAMP)

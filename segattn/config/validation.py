@@ -142,6 +142,9 @@ def data_problems(data: dict) -> list[str]:
     problems = []
     if data.get("_target_") == "segattn.data.OxfordPetsDataModule" and data.get("task") not in OXFORD_TASKS:
         problems.append(f"data.task: got {data.get('task')!r}; allowed: {', '.join(OXFORD_TASKS)}")
+    download = data.get("download", False)
+    if not (download is True or download is False or download == "auto"):
+        problems.append(f"data.download: got {download!r}; allowed: true, false, auto")
     if "augment" in data and data["augment"] not in AUGMENTS:
         problems.append(f"data.augment: got {data['augment']!r}; allowed: {', '.join(AUGMENTS)}")
     for key in ("batch_size", "image_size"):

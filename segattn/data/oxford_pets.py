@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
@@ -9,6 +10,7 @@ from segattn.data.errors import DatasetLayoutError
 from segattn.data.samples import FileSample
 from segattn.data.splits import check_fraction, report_missing, seeded_split
 
+log = logging.getLogger(__name__)
 TASKS = ("binary", "trimap")
 LAYOUT = "images/<Name>.jpg, annotations/trimaps/<Name>.png, annotations/trainval.txt, annotations/test.txt"
 LAYOUT_PARTS = ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt")
@@ -17,6 +19,14 @@ HOW_TO_GET = (
     "or point data.root=<path to a local copy> (the folder holding images/ and annotations/, or its parent)."
 )
 DOWNLOAD_DIR = "oxford-iiit-pet"  # where torchvision.datasets.OxfordIIITPet puts the files under its root
+
+
+def should_download(download: bool | str, layout_present: bool) -> bool:
+    """``true``: always let torchvision fetch (it skips files it already has); ``false``: never;
+    ``auto`` (what ``make train`` passes): only when the official layout is not there yet."""
+    if not (download is True or download is False or download == "auto"):
+        raise ValueError(f"data.download: got {download!r}; allowed: true, false, auto")
+    return download is True or (download == "auto" and not layout_present)
 
 
 def read_split_list(path: Path) -> list[str]:
@@ -46,7 +56,7 @@ class OxfordPetsDataModule(SegmentationDataModule):
         task: str = "binary",
         ignore_border: bool = False,
         val_fraction: float = 0.1,
-        download: bool = False,
+        download: bool | str = False,
         skip_missing: bool = False,
         **kwargs,
     ) -> None:
@@ -58,6 +68,7 @@ class OxfordPetsDataModule(SegmentationDataModule):
         self.task = task
         self.ignore_border = ignore_border
         self.val_fraction = val_fraction
+        should_download(download, True)  # reject a bad value now, before any data is touched
         self.download = download
         self.skip_missing = skip_missing
         self.in_channels = 3
@@ -71,12 +82,29 @@ class OxfordPetsDataModule(SegmentationDataModule):
         return {1: 1, 2: 0, 3: 1} if self.task == "binary" else {1: 1, 2: 0, 3: 2}
 
     def prepare_data(self) -> None:
-        """Download through torchvision when ``download`` is set (into ``root/oxford-iiit-pet``)."""
-        if self.download:
-            from torchvision.datasets import OxfordIIITPet
+        """Download through torchvision (progress bar; into ``root/oxford-iiit-pet``) as ``download``
+        says. A failed download (offline) ends with the usual missing-data message plus the reason."""
+        if not should_download(self.download, self.layout_present()):
+            return
+        from torchvision.datasets import OxfordIIITPet
 
+        log.info("Downloading Oxford-IIIT Pet (about 800 MB) through torchvision into %s", self.root / DOWNLOAD_DIR)
+        try:
             for split in ("trainval", "test"):
                 OxfordIIITPet(str(self.root), split=split, target_types="segmentation", download=True)
+        except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError on bad archives
+            raise DatasetLayoutError(
+                f"Oxford-IIIT Pet: data.root={self.root} has no copy of the dataset and downloading it failed ({err}). "
+                f"Expected the official layout: {LAYOUT}. {HOW_TO_GET}"
+            ) from None
+
+    def layout_present(self) -> bool:
+        """Whether ``layout_root`` would find the official layout."""
+        try:
+            self.layout_root()
+        except DatasetLayoutError:
+            return False
+        return True
 
     def layout_root(self) -> Path:
         """The folder holding the official layout: ``root`` itself or ``root/oxford-iiit-pet``.
