@@ -86,12 +86,12 @@ def self_attention_figure(
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    bar = fig.colorbar(image, ax=axes[:, 1:].ravel().tolist(), fraction=0.04, pad=0.02)
+    fig.subplots_adjust(left=0.15, right=0.80, top=1 - 0.6 / fig.get_figheight(), bottom=0.02, wspace=0.05, hspace=0.08)
+    bar = fig.colorbar(image, cax=fig.add_axes((0.82, 0.2, 0.018, 0.6), label="<colorbar>"))  # own axes: room for the tick labels
     uniform = 1.0 / (gh * gw)
     bar.ax.axhline(uniform, color="cyan", linewidth=2)
     bar.set_ticks([norm.vmin, uniform, 1.0])
     bar.set_ticklabels([f"{norm.vmin:.1e}", f"1/N = {uniform:.3g}", "1"])
     bar.set_label("attention weight (log scale)")
     fig.suptitle(f"{name}: MHSA over {gh}×{gw} = {gh * gw} keys, one row per head", fontsize=11)
-    fig.subplots_adjust(left=0.15, right=0.84, top=1 - 0.6 / fig.get_figheight(), bottom=0.02, wspace=0.05, hspace=0.08)
     return fig
