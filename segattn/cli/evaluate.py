@@ -12,20 +12,28 @@ import logging
 import math
 from pathlib import Path
 
+from dataclasses import asdict
+
 import hydra
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
 from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.config import ConfigError
+from segattn.data.base import as_image_tensor
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
+from segattn.data.patches import rescale
+from segattn.inference import InferenceSettings
 from segattn.training.attention_stats import AttentionStats
 from segattn.visualization import display_image, overlay_mask, to_uint8
 
 log = logging.getLogger(__name__)
 SPLITS = ("test", "val")
+RESOLUTIONS = ("model", "native")
 DEFINITIONS = {
     "mean": "dataset-level: TP/FP/FN summed over all images, score per class, mean over the scored classes",
     "dataset_level": "same as mean",
@@ -45,6 +53,12 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 
     hp = checkpoint["hyper_parameters"]
+    try:
+        configure_inference(module, OmegaConf.to_container(cfg.inference))
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if cfg.resolution not in RESOLUTIONS:
+        raise ConfigError(f"resolution: got {cfg.resolution!r}; allowed: {', '.join(RESOLUTIONS)}")
     scores = module.test_scores  # built from the checkpoint's classes, ignore_index and background setting
     scores.reset()
     output_dir = Path(cfg.paths.output_dir)
@@ -52,24 +66,33 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.save_predictions:
         prediction_dir.mkdir(parents=True, exist_ok=True)
     net = module.net
-    with_attention = cfg.attention_stats and (net.self_attention is not None or net.cross_attention is not None)
+    # The maps come from the explicit path of a single forward pass (resize mode, no flips).
+    single_pass = module.inference.mode == "resize" and not module.inference.tta
+    with_attention = cfg.attention_stats and single_pass and (net.self_attention is not None or net.cross_attention is not None)
     attention = AttentionStats(hp.get("ignore_index"))
+    batches = native_batches(datamodule.dataset(cfg.split)) if cfg.resolution == "native" else loader
     with torch.inference_mode():
-        for batch in loader:
+        for batch in batches:
             images, masks = batch["image"].to(device), batch["mask"].to(device)
             if with_attention:
                 # The explicit path gives the same logits (tested) and the maps besides.
                 logits, maps = net(images, return_attention=True)
-                attention.update(maps, masks)
+                if logits.shape[-2:] == masks.shape[-2:]:
+                    attention.update(maps, masks)
             else:
-                logits = module(images)
+                logits = module.predict_logits(images)
+            if logits.shape[-2:] != masks.shape[-2:]:  # the model ran on a resized image: back to the mask's pixels
+                logits = F.interpolate(logits.float().softmax(1), size=masks.shape[-2:], mode="bilinear", align_corners=False)
             preds = logits.argmax(dim=1)
             scores.update(preds, masks)
             preds = preds.cpu()
             if cfg.save_predictions:
                 for image, pred, name in zip(batch["image"], preds, batch["name"]):
                     Image.fromarray(pred.to(torch.uint8).numpy()).save(prediction_dir / f"{name}_mask.png")
-                    Image.fromarray(to_uint8(overlay_mask(display_image(image), pred)).numpy()).save(prediction_dir / f"{name}_overlay.png")
+                    shown = display_image(image)
+                    if shown.shape[-2:] != pred.shape:
+                        shown = F.interpolate(shown[None], size=pred.shape, mode="bilinear", align_corners=False)[0]
+                    Image.fromarray(to_uint8(overlay_mask(shown, pred)).numpy()).save(prediction_dir / f"{name}_overlay.png")
 
     report = scores.compute()
     for metric in ("dice", "iou"):
@@ -81,6 +104,8 @@ def evaluate(cfg: DictConfig) -> dict:
         **report,
         "classes_in_mean": [hp["class_names"][c] for c in scores.included],
         "ignore_index": hp.get("ignore_index"),
+        "resolution": cfg.resolution,
+        "inference": {**asdict(module.inference), "window": module.window},
         "definitions": DEFINITIONS,
     }
     if with_attention:
@@ -91,6 +116,30 @@ def evaluate(cfg: DictConfig) -> dict:
     print(format_table(result))
     log.info("Wrote %s", output_dir / "metrics.json")
     return result
+
+
+def configure_inference(module, overrides: dict) -> None:
+    """Inference settings: the training run's (saved in the checkpoint), with the non-null keys
+    of the ``inference`` block of this command applied."""
+    saved = asdict(module.inference)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(saved) - {"window"})
+    if unknown:
+        raise ValueError(f"inference: unknown keys {unknown}; allowed: {', '.join([*saved, 'window'])}")
+    window = given.pop("window", None)
+    module.inference = InferenceSettings(**{**saved, **given})
+    module.window = window or module.window
+
+
+def native_batches(dataset):
+    """One-image batches: the image as the model takes it (the split's transform: resized, or
+    rescaled for patch-trained models) and the mask at the image's original size, so every
+    pipeline is scored on the same pixels."""
+    for sample in dataset.samples:
+        image, mask = sample.load(dataset.grey, dataset.table)
+        scaled, _ = rescale(image, None, dataset.scale)
+        x = as_image_tensor(dataset.transform(image=scaled)["image"])
+        yield {"image": x[None], "mask": torch.from_numpy(mask).long()[None], "name": [sample.name]}
 
 
 def _nan_to_none(value):
@@ -104,8 +153,11 @@ def _nan_to_none(value):
 
 def format_table(result: dict) -> str:
     """A Markdown table: one row per class and the means."""
+    inference = result["inference"]
+    how = inference["mode"] + (f" (window {inference['window']}, overlap {inference['overlap']})" if inference["mode"] == "sliding_window" else "")
     lines = [
         f"{result['split']} split, {result['num_images']} images, checkpoint {result['checkpoint']}",
+        f"inference: {how}{', flips averaged' if inference['tta'] else ''}; scored at {result['resolution']} resolution",
         "",
         "| class | Dice | IoU |",
         "|---|---|---|",
@@ -122,7 +174,7 @@ def format_table(result: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(evaluate, cfg, (CheckpointError, FileNotFoundError, DatasetLayoutError, DatasetContentError))
+    run_or_exit(evaluate, cfg, (CheckpointError, ConfigError, FileNotFoundError, DatasetLayoutError, DatasetContentError))
 
 
 def main() -> None:

@@ -129,10 +129,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.data)
     datamodule.prepare_data()
     datamodule.setup("fit")  # fail here, before any training starts, if the data is not there
+    inference = dict(resolved.get("inference") or {})
+    inference["window"] = inference.get("window") or getattr(datamodule, "patch_size", None)
     module = SegmentationModule(
         net=network_kwargs(cfg.model, datamodule.in_channels, datamodule.num_classes),
         class_names=list(datamodule.class_names),
         ignore_index=datamodule.ignore_index,
+        inference=inference,
         config=resolved,
         **OmegaConf.to_container(cfg.module, resolve=True),
     )

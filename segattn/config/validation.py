@@ -21,10 +21,10 @@ from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, Segmentation
 
 TOP_LEVEL_KEYS = {
     "data", "model", "trainer", "logger", "callbacks", "paths", "module", "experiment",
-    "task_name", "seed", "ckpt_path", "init_from", "test_after_training",
+    "task_name", "seed", "ckpt_path", "init_from", "test_after_training", "inference",
 }
 #: SegmentationModule arguments that train() fills from the data and the model config.
-MODULE_FILLED = ("net", "class_names", "ignore_index", "config")
+MODULE_FILLED = ("net", "class_names", "ignore_index", "config", "inference")
 #: Model arguments that train() takes from the data module.
 MODEL_FILLED_FROM_DATA = ("in_channels", "num_classes")
 
@@ -117,6 +117,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     if module.get("nonfinite_loss") not in NONFINITE_POLICIES:
         problems.append(f"module.nonfinite_loss: got {module.get('nonfinite_loss')!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
     problems += data_problems(data)
+    problems += inference_problems(OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data)
 
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
@@ -135,6 +136,26 @@ def validate_train_config(cfg: DictConfig) -> None:
             problems.append(f"trainer.{key}: got {value}; expected a non-negative integer")
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def inference_problems(inference: dict, data: dict) -> list[str]:
+    """The ``inference`` block: known keys and values, and sliding windows for patch training."""
+    from segattn.inference import InferenceSettings
+
+    problems = []
+    try:
+        settings = InferenceSettings(**inference)
+    except TypeError as err:
+        allowed = ", ".join(InferenceSettings.__dataclass_fields__)
+        return [f"inference: {err}; allowed keys: {allowed}"]
+    except ValueError as err:
+        return [str(err)]
+    if data.get("patch_size") and settings.mode != "sliding_window":
+        problems.append(
+            f"inference.mode: got {settings.mode!r} with data.patch_size={data['patch_size']}; patch-trained models validate "
+            "at native scale: set inference.mode=sliding_window"
+        )
+    return problems
 
 
 def data_problems(data: dict) -> list[str]:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
 from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
@@ -40,12 +41,23 @@ class SegmentationDataset(Dataset):
     worker, as in an uninterrupted one.
     """
 
-    def __init__(self, samples: Sequence[Sample], transform: A.Compose, grey: bool, table: np.ndarray, seed: int = 0) -> None:
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: A.Compose,
+        grey: bool,
+        table: np.ndarray,
+        seed: int = 0,
+        scale: float = 1.0,
+        patch: dict[str, Any] | None = None,
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.grey = grey
         self.table = table
         self.seed = seed
+        self.scale = scale
+        self.patch = patch  # sample_patch's size, foreground_fraction, pad_label, ignore_index
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -58,8 +70,12 @@ class SegmentationDataset(Dataset):
         epoch, index = key if isinstance(key, tuple) else (None, key)
         sample = self.samples[index]
         image, mask = sample.load(self.grey, self.table)
+        image, mask = rescale(image, mask, self.scale)
+        key_seed = zlib.crc32(f"{self.seed}/{epoch}/{index}".encode())
+        if self.patch is not None:
+            image, mask = sample_patch(image, mask, rng=np.random.default_rng(key_seed), **self.patch)
         if epoch is not None:
-            self.transform.set_random_seed(zlib.crc32(f"{self.seed}/{epoch}/{index}".encode()))
+            self.transform.set_random_seed(key_seed)
         out = self.transform(image=image, mask=mask.astype(np.int32))
         return {"image": as_image_tensor(out["image"]), "mask": as_mask_tensor(out["mask"]), "name": sample.name}
 
@@ -98,6 +114,9 @@ class SegmentationDataModule(L.LightningDataModule):
         max_samples: int | None = None,
         augment: str = "light",
         vertical_flip: bool = False,
+        patch_size: int | None = None,
+        scale: float = 1.0,
+        foreground_fraction: float = 0.33,
         train_transform: A.Compose | None = None,
         eval_transform: A.Compose | None = None,
     ) -> None:
@@ -119,6 +138,15 @@ class SegmentationDataModule(L.LightningDataModule):
             raise ValueError(f"data.augment: got {augment!r}; allowed: {', '.join(AUGMENTS)}")
         self.augment = augment
         self.vertical_flip = vertical_flip
+        if patch_size is not None and (not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1):
+            raise ValueError(f"data.patch_size: got {patch_size!r}; expected a positive integer or null (resize to data.image_size)")
+        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
+            raise ValueError(f"data.scale: got {scale!r}; expected a resampling factor > 0 (1 = native scale)")
+        if not isinstance(foreground_fraction, (int, float)) or not 0 <= foreground_fraction <= 1:
+            raise ValueError(f"data.foreground_fraction: got {foreground_fraction!r}; expected a fraction in [0, 1]")
+        self.patch_size = patch_size
+        self.scale = float(scale)
+        self.foreground_fraction = float(foreground_fraction)
         self._train_transform = train_transform
         self._eval_transform = eval_transform
         self._datasets: dict[str, SegmentationDataset] | None = None
@@ -143,9 +171,10 @@ class SegmentationDataModule(L.LightningDataModule):
 
     @property
     def eval_transform(self) -> A.Compose:
-        """The given eval pipeline, else resize to ``image_size`` and normalise."""
+        """The given eval pipeline, else resize to ``image_size`` (with patches: keep the native
+        size, for sliding-window inference) and normalise."""
         if self._eval_transform is None:
-            self._eval_transform = eval_pipeline(self.image_size, self.normalization())
+            self._eval_transform = eval_pipeline(None if self.patch_size else self.image_size, self.normalization())
         return self._eval_transform
 
     @property
@@ -153,7 +182,8 @@ class SegmentationDataModule(L.LightningDataModule):
         """The given train pipeline, else the ``augment`` pipeline at ``image_size`` (see ``train_pipeline``)."""
         if self._train_transform is None:
             self._train_transform = train_pipeline(
-                self.image_size, self.normalization(), rgb=not self.grey, augment=self.augment, vertical_flip=self.vertical_flip
+                None if self.patch_size else self.image_size, self.normalization(), rgb=not self.grey,
+                augment=self.augment, vertical_flip=self.vertical_flip,
             )
         return self._train_transform
 
@@ -167,11 +197,18 @@ class SegmentationDataModule(L.LightningDataModule):
             return
         splits = self.build_splits()
         table = lookup_table(self.mask_mapping())
+        if self.patch_size and self.ignore_index is None:
+            self.ignore_index = PAD_LABEL  # padding of images smaller than a patch
+        patch = None
+        if self.patch_size:
+            patch = dict(size=self.patch_size, foreground_fraction=self.foreground_fraction, pad_label=self.ignore_index, ignore_index=self.ignore_index)
         self._datasets = {}
         for split in SPLITS:
             samples = seeded_cap(splits.get(split, []), self.max_samples, self.seed, split)
             transform = self.train_transform if split == "train" else self.eval_transform
-            self._datasets[split] = SegmentationDataset(samples, transform, self.grey, table, self.seed)
+            self._datasets[split] = SegmentationDataset(
+                samples, transform, self.grey, table, self.seed, self.scale, patch if split == "train" else None
+            )
 
     def dataset(self, split: str) -> SegmentationDataset:
         """The dataset of "train", "val" or "test" (set up on first use)."""
@@ -200,8 +237,12 @@ class SegmentationDataModule(L.LightningDataModule):
         sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True)
         return ResumableDataLoader(dataset, sampler=sampler, progress=self._progress, drop_last=False, **self._loader_kwargs())
 
+    def _eval_loader_kwargs(self) -> dict[str, Any]:
+        # With patches, evaluation images keep their own (possibly different) sizes: one per batch.
+        return {**self._loader_kwargs(), **({"batch_size": 1} if self.patch_size else {})}
+
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("val"), shuffle=False, **self._loader_kwargs())
+        return DataLoader(self.dataset("val"), shuffle=False, **self._eval_loader_kwargs())
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("test"), shuffle=False, **self._loader_kwargs())
+        return DataLoader(self.dataset("test"), shuffle=False, **self._eval_loader_kwargs())

@@ -55,14 +55,14 @@ def resize(image_size: int) -> A.Resize:
     return A.Resize(image_size, image_size, interpolation=AREA, mask_interpolation=NEAREST_EXACT)
 
 
-def eval_pipeline(image_size: int, stats: Stats) -> A.Compose:
-    """Resize to a square of ``image_size`` and normalise: no randomness."""
+def eval_pipeline(image_size: int | None, stats: Stats) -> A.Compose:
+    """Resize to a square of ``image_size`` (None: keep the size) and normalise: no randomness."""
     mean, std = stats
-    return A.Compose([resize(image_size), A.Normalize(mean=mean, std=std)])
+    return A.Compose([*([resize(image_size)] if image_size else []), A.Normalize(mean=mean, std=std)])
 
 
-def train_pipeline(image_size: int, stats: Stats, rgb: bool, augment: str = "light", vertical_flip: bool = False) -> A.Compose:
-    """The training pipeline at ``image_size``, ending in normalisation.
+def train_pipeline(image_size: int | None, stats: Stats, rgb: bool, augment: str = "light", vertical_flip: bool = False) -> A.Compose:
+    """The training pipeline at ``image_size`` (None: keep the size, for patches), ending in normalisation.
 
     ``none``: resize only. ``light`` (the default): resize and random horizontal flips, plus
     vertical flips when ``vertical_flip`` (data with no up and down: microscopy, aerial views).
@@ -74,18 +74,20 @@ def train_pipeline(image_size: int, stats: Stats, rgb: bool, augment: str = "lig
         raise ValueError(f"data.augment: got {augment!r}; allowed: {', '.join(AUGMENTS)}")
     mean, std = stats
     flips = [A.HorizontalFlip(p=0.5)] + ([A.VerticalFlip(p=0.5)] if vertical_flip else [])
+    sized = [resize(image_size)] if image_size else []
     if augment == "none":
-        steps = [resize(image_size)]
+        steps = sized
     elif augment == "light":
-        steps = [resize(image_size), *flips]
+        steps = [*sized, *flips]
     else:
         photometric = (
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=0.5)
             if rgb
             else A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5)
         )
+        crop = [A.RandomResizedCrop(size=(image_size, image_size), scale=(0.5, 1.0), interpolation=AREA, mask_interpolation=NEAREST_EXACT)]
         steps = [
-            A.RandomResizedCrop(size=(image_size, image_size), scale=(0.5, 1.0), interpolation=AREA, mask_interpolation=NEAREST_EXACT),
+            *(crop if image_size else []),
             *flips,
             A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), p=0.5),
             photometric,

@@ -11,6 +11,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from segattn.inference import InferenceSettings, predict_probabilities
 from segattn.models import UNetAttention
 from segattn.training.losses import SegmentationLoss
 from segattn.training.metrics import SegmentationScores, flatten_scores
@@ -46,6 +47,7 @@ class SegmentationModule(L.LightningModule):
         include_background: bool = False,
         compile: bool = False,
         nonfinite_loss: str = "error",
+        inference: dict | None = None,
         config: dict | None = None,
     ) -> None:
         super().__init__()
@@ -56,6 +58,9 @@ class SegmentationModule(L.LightningModule):
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f"module.nonfinite_loss: got {nonfinite_loss!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
         self.save_hyperparameters()
+        inference = dict(inference or {})
+        self.window = inference.pop("window", None)
+        self.inference = InferenceSettings(**inference)
         self.net = UNetAttention(**net)
         num_classes = self.net.num_classes
         self.criterion = SegmentationLoss(loss, num_classes, class_weights, ignore_index, include_background)
@@ -98,8 +103,18 @@ class SegmentationModule(L.LightningModule):
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
         return loss
 
+    def predict_logits(self, images: Tensor) -> Tensor:
+        """Logits of whole images as ``inference`` says: one forward pass, or (sliding window,
+        test-time flips) the log of the averaged probabilities, which the losses and the argmax
+        treat like logits."""
+        if self.inference.mode == "resize" and not self.inference.tta:
+            return self(images)
+        window = self.window or max(images.shape[-2:])
+        probs = predict_probabilities(self, images, self.net.num_classes, self.inference, window, 2**self.net.depth)
+        return probs.clamp_min(1e-8).log()
+
     def _evaluate_batch(self, batch: dict, split: str, scores: SegmentationScores) -> None:
-        logits = self(batch["image"])
+        logits = self.predict_logits(batch["image"])
         loss = self.criterion(logits, batch["mask"])
         self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=split == "val", batch_size=len(batch["image"]), sync_dist=True)
         scores.update(logits.argmax(dim=1), batch["mask"])

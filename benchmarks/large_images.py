@@ -1,0 +1,132 @@
+"""Native-scale pipelines: resize vs patch training + sliding window on ISBI-2012, and the memory
+of predicting a large image by sliding window.
+
+Run from the repository root:
+    python benchmarks/large_images.py --seeds 0 1 2 [--output FILE]      # ISBI-2012 (SEGATTN_DATA_DIR)
+    python benchmarks/large_images.py --memory-only                       # 2000×1500 and 4000×3000
+
+Quality: for each seed, ``experiment=isbi2012`` (slices resized to 256²) and
+``experiment=isbi2012_patches`` (random 256² patches of the 512² slices, sliding-window
+validation) train for the same epochs and batch; the last checkpoints are scored on slices 24–29
+**at native 512×512** (``evaluate.py resolution=native``): the resize pipeline's probabilities are
+upsampled to 512², the patch model slides its window (overlap 0.5, Gaussian weights), with and
+without flips (``inference.tta=true``). Mean ± std over seeds.
+
+Memory: ``segattn-predict``'s code path (``predict_probabilities`` in sliding-window mode) on a
+random image with an untrained model (quality does not matter here), one fresh process per size,
+peak RSS above the process's footprint before the call; the map of probabilities is on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from benchmarks.common import MIB, PeakMemory, REPO_ROOT, emit, machine_line, markdown_table, measure_in_subprocess
+from benchmarks.quality import run
+
+PIPELINES = {
+    "resize to 256²": ("isbi2012", []),
+    "patches 256² + sliding window": ("isbi2012_patches", []),
+    "patches 256² + sliding window + flips": ("isbi2012_patches", ["inference.tta=true"]),
+}
+MEMORY_SIZES = [(1500, 2000), (3000, 4000)]
+
+
+def quality_rows(args: argparse.Namespace, workdir: Path) -> list[list[object]]:
+    scores: dict[str, list[float]] = {name: [] for name in PIPELINES}
+    seconds: dict[str, list[float]] = {name: [] for name in PIPELINES}
+    for seed in args.seeds:
+        trained: dict[str, tuple[Path, float]] = {}
+        for name, (experiment, eval_extra) in PIPELINES.items():
+            run_dir = workdir / experiment / f"seed{seed}"
+            if experiment not in trained:
+                overrides = [f"experiment={experiment}", f"seed={seed}", "callbacks.attention_images=null",
+                             "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]
+                if args.epochs:
+                    overrides.append(f"trainer.max_epochs={args.epochs}")
+                trained[experiment] = (run_dir, run([sys.executable, "train.py", *overrides], workdir / f"{experiment}-seed{seed}-train.log"))
+            out = run_dir / f"eval-native{'-tta' if eval_extra else ''}"
+            run([sys.executable, "evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "resolution=native",
+                 f"hydra.run.dir={out}", *eval_extra], workdir / f"{experiment}-seed{seed}-{out.name}.log")
+            scores[name].append(json.loads((out / "metrics.json").read_text())["dice"]["mean"])
+            seconds[name].append(trained[experiment][1])
+    base = statistics.mean(scores["resize to 256²"])
+    rows = []
+    for name, values in scores.items():
+        spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        rows.append([name, len(values), f"{statistics.mean(values):.4f}{spread}", f"{statistics.mean(values) - base:+.4f}",
+                     f"{statistics.mean(seconds[name]):.0f}"])
+    return rows
+
+
+def memory_case(case: dict) -> None:
+    """Child process: peak memory of one sliding-window prediction of a random image."""
+    from segattn.inference import InferenceSettings, predict_probabilities
+    from segattn.models import UNetAttention
+
+    torch.manual_seed(0)
+    model = UNetAttention(base_channels=case["base_channels"]).eval()
+    h, w = case["size"]
+    image = torch.randn(1, 3, h, w)
+    settings = InferenceSettings(mode="sliding_window", batch_size=case["batch_size"])
+    start = time.perf_counter()
+    with torch.inference_mode(), PeakMemory(torch.device("cpu")) as peak:
+        probs = predict_probabilities(model, image, 2, settings, window=case["window"], multiple=16)
+    print(json.dumps({"peak": peak.peak, "seconds": time.perf_counter() - start, "shape": list(probs.shape)}))
+
+
+def memory_rows(args: argparse.Namespace) -> list[list[object]]:
+    rows = []
+    for h, w in MEMORY_SIZES:
+        case = {"size": [h, w], "window": args.window, "batch_size": args.window_batch, "base_channels": args.base_channels}
+        result = measure_in_subprocess(Path(__file__), case)
+        windows = len(range(0, max(1, h - args.window) + 1, args.window // 2)) * len(range(0, max(1, w - args.window) + 1, args.window // 2))
+        map_mib = 2 * h * w * 4 / MIB
+        rows.append([f"{w}×{h}", f"~{windows}", f"{map_mib:.0f}", f"{result['peak'] / MIB:,.0f}", f"{result['seconds']:.0f}"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--epochs", type=int, default=None, help="override the experiments' 40 epochs (quick runs)")
+    parser.add_argument("--memory-only", action="store_true")
+    parser.add_argument("--window", type=int, default=256)
+    parser.add_argument("--window-batch", type=int, default=4)
+    parser.add_argument("--base-channels", type=int, default=32)
+    parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "large_images"))
+    parser.add_argument("--output", default=None)
+    parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_case:
+        memory_case(json.loads(args.memory_case))
+        return
+    sections = [f"Machine: {machine_line(torch.device('cpu'))}"]
+    if not args.memory_only:
+        if not os.environ.get("SEGATTN_DATA_DIR"):
+            raise SystemExit("set SEGATTN_DATA_DIR to the folder holding isbi2012/ (e.g. ../shared/data)")
+        workdir = Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
+        workdir.mkdir(parents=True, exist_ok=True)
+        header = ["ISBI-2012 pipeline", "seeds", "Dice at native 512² (slices 24–29)", "Δ vs resize", "train s"]
+        sections += [f"Quality (run directories: {workdir}):", "", markdown_table(header, quality_rows(args, workdir)), ""]
+    header = ["image (W×H)", "windows", "probability map MiB", "peak MiB above start", "seconds"]
+    sections += [
+        f"Sliding-window prediction: window {args.window}, overlap 0.5, {args.window_batch} windows per pass, base channels "
+        f"{args.base_channels}, CPU, one process per size:", "", markdown_table(header, memory_rows(args)),
+    ]
+    emit("\n".join(sections), args.output)
+
+
+if __name__ == "__main__":
+    main()

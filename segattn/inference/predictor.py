@@ -1,0 +1,73 @@
+"""Class probabilities of whole images: one forward pass or a sliding window, optionally averaged
+over flipped copies (test-time augmentation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from segattn.inference.sliding_window import sliding_window_probabilities
+
+MODES = ("resize", "sliding_window")
+#: Maps above this many pixels are accumulated in CPU memory rather than on the input's device.
+LARGE_MAP_PIXELS = 4096 * 4096
+
+
+@dataclass
+class InferenceSettings:
+    """How whole images are segmented (the ``inference`` config group).
+
+    ``mode``: ``resize`` (the image goes through the network at the training size, the data
+    pipeline does the resizing) or ``sliding_window`` (native scale, windows of ``window`` pixels,
+    Gaussian-weighted, ``overlap`` between neighbours, ``batch_size`` windows per forward pass).
+    ``window``: null = the training patch size (``data.patch_size``), else ``data.image_size``.
+    ``tta``: average the softmax over horizontal, vertical and both flips (4 passes).
+    """
+
+    mode: str = "resize"
+    window: int | None = None
+    overlap: float = 0.5
+    batch_size: int = 4
+    tta: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"inference.mode: got {self.mode!r}; allowed: {', '.join(MODES)}")
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"inference.overlap: got {self.overlap}; expected a fraction in [0, 1)")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"inference.batch_size: got {self.batch_size!r}; expected an integer >= 1")
+        if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
+            raise ValueError(f"inference.window: got {self.window!r}; expected a positive integer or null")
+
+
+def flips(tta: bool) -> list[tuple[int, ...]]:
+    """Spatial dims to flip for each pass: none, or none/horizontal/vertical/both."""
+    return [(), (-1,), (-2,), (-2, -1)] if tta else [()]
+
+
+def predict_probabilities(
+    net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, window: int, multiple: int
+) -> Tensor:
+    """Softmax probabilities (B, num_classes, H, W) of ``images`` (B, C, H, W) as ``settings`` say.
+
+    In ``resize`` mode the images are expected at a size the network takes (the data pipeline
+    resized them); in ``sliding_window`` mode at any size (``window`` and ``multiple`` = 2**depth).
+    """
+    def once(x: Tensor) -> Tensor:
+        if settings.mode == "resize":
+            return net(x).float().softmax(dim=1)
+        large = x.shape[-2] * x.shape[-1] > LARGE_MAP_PIXELS
+        return sliding_window_probabilities(
+            net, x, window, num_classes, settings.overlap, settings.batch_size, multiple,
+            output_device="cpu" if large else x.device,
+        )
+
+    total = None
+    for dims in flips(settings.tta):
+        p = once(images.flip(dims)).flip(dims) if dims else once(images)
+        total = p if total is None else total + p
+    return total / len(flips(settings.tta))
