@@ -55,16 +55,20 @@ def merge_heads(x: Tensor) -> Tensor:
 
 
 def multihead_attention(
-    q: Tensor, k: Tensor, v: Tensor, heads: int, need_weights: bool = False
+    q: Tensor, k: Tensor, v: Tensor, heads: int, need_weights: bool = False, qk_norm: tuple | None = None
 ) -> tuple[Tensor, Tensor | None]:
     """Attention of token sequences q (B, Nq, C), k (B, Nk, C), v (B, Nk, Cv) over ``heads`` heads.
 
     The softmax runs over the keys. Without ``need_weights`` the fused
     ``F.scaled_dot_product_attention`` kernel is used and no Nq×Nk matrix is materialised; with
     it, the textbook softmax(QKᵀ/√d)·V is computed and the weights (B, heads, Nq, Nk) returned.
-    Both give the same result up to float rounding.
+    Both give the same result up to float rounding. ``qk_norm`` = (norm of queries, norm of keys),
+    applied per head: bounded attention logits, so heads cannot collapse onto one key by growth
+    of the logits alone (QK-norm, Dehghani et al. 2023).
     """
     qh, kh, vh = split_heads(q, heads), split_heads(k, heads), split_heads(v, heads)
+    if qk_norm is not None:
+        qh, kh = qk_norm[0](qh), qk_norm[1](kh)
     if not need_weights:
         out = F.scaled_dot_product_attention(qh, kh, vh)
         return merge_heads(out), None

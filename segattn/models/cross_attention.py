@@ -53,6 +53,8 @@ class MultiHeadCrossAttentionGate(nn.Module):
         head_dim: int = 32,
         max_tokens: int = 256,
         gate_channels: str = "skip",
+        qk_norm: bool = False,
+        gate_init: float = 0.5,
     ) -> None:
         super().__init__()
         where = f"cross-attention on the {skip_channels}-channel skip"
@@ -63,6 +65,8 @@ class MultiHeadCrossAttentionGate(nn.Module):
                 )
         if max_tokens < 1:
             raise ValueError(f"{where}: max_tokens must be >= 1, got {max_tokens}")
+        if not 0 < gate_init < 1:
+            raise ValueError(f"{where}: gate_init must lie in (0, 1), got {gate_init}")
         if gate_channels not in GATE_CHANNELS:
             raise ValueError(f"{where}: gate_channels must be one of {GATE_CHANNELS}, got {gate_channels!r}")
         self.heads = heads_for(skip_channels, head_dim, where)
@@ -78,6 +82,10 @@ class MultiHeadCrossAttentionGate(nn.Module):
         # conversions), then BatchNorm on the map.
         self.gate_projection = nn.Linear(skip_channels, out, bias=False)
         self.gate_norm = nn.BatchNorm2d(out)
+        # The gate starts at gate_init everywhere (0.5: halfway; near 1: the skip passes nearly unchanged).
+        nn.init.constant_(self.gate_norm.bias, math.log(gate_init / (1 - gate_init)))
+        head_dim = skip_channels // self.heads
+        self.qk_norm = nn.ModuleList([nn.LayerNorm(head_dim), nn.LayerNorm(head_dim)]) if qk_norm else None
 
     def forward(
         self, skip: Tensor, coarse: Tensor, need_weights: bool = False, pooled_skip: Tensor | None = None
@@ -105,7 +113,7 @@ class MultiHeadCrossAttentionGate(nn.Module):
         queries = self.coarse_norm(tokens(coarse))
         keys = self.coarse_norm(tokens(keys_map))
         values = self.skip_norm(tokens(values_map))
-        out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights)
+        out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm)
         gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
         gate = torch.sigmoid(self.gate_norm(gate))
         gate = F.interpolate(gate, size=(h, w), mode="bilinear", align_corners=False)

@@ -16,7 +16,7 @@ class MultiHeadSelfAttention2d(nn.Module):
     is added back to X (residual), so the block starts close to identity and trains stably.
     """
 
-    def __init__(self, channels: int, heads: int = 8) -> None:
+    def __init__(self, channels: int, heads: int = 8, qk_norm: bool = False) -> None:
         super().__init__()
         check_heads(channels, heads, "self-attention")
         if channels % 4 != 0:
@@ -25,12 +25,13 @@ class MultiHeadSelfAttention2d(nn.Module):
         self.norm = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
+        self.qk_norm = nn.ModuleList([nn.LayerNorm(channels // heads), nn.LayerNorm(channels // heads)]) if qk_norm else None
 
     def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
         """Return (output map like x, weights (B, heads, h·w, h·w) or None)."""
         b, c, h, w = x.shape
         tokens = add_positional_encoding(x).flatten(2).transpose(1, 2)  # (B, N, C)
         q, k, v = self.qkv(self.norm(tokens)).chunk(3, dim=-1)
-        out, weights = multihead_attention(q, k, v, self.heads, need_weights)
+        out, weights = multihead_attention(q, k, v, self.heads, need_weights, self.qk_norm)
         out = self.proj(out).transpose(1, 2).reshape(b, c, h, w)
         return x + out, weights

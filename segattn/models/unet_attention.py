@@ -56,6 +56,8 @@ class UNetAttention(nn.Module):
         gate_channels: "skip" (one gate per skip channel) or "one" (one spatial gate per level).
         deep_supervision: number of auxiliary 1×1 heads on the decoder levels above the output
             (0 = none); their logits come from ``forward_with_aux`` for an auxiliary loss.
+        qk_norm: LayerNorm of queries and keys per head in every attention (bounded logits).
+        gate_init: initial value of every MHCA gate (0.5; near 1 the U-Net starts as a plain one).
 
     ``forward(x)`` returns logits (B, num_classes, H, W) through fused attention kernels;
     ``forward(x, return_attention=True)`` returns ``(logits, AttentionMaps)`` through the explicit
@@ -77,6 +79,8 @@ class UNetAttention(nn.Module):
         max_tokens: int = 256,
         gate_channels: str = "skip",
         deep_supervision: int = 0,
+        qk_norm: bool = False,
+        gate_init: float = 0.5,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("depth", depth), ("base_channels", base_channels)):
@@ -90,10 +94,10 @@ class UNetAttention(nn.Module):
         channels = [base_channels * 2**i for i in range(depth + 1)]
         self.inc = DoubleConv(in_channels, channels[0])
         self.downs = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))
-        self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads) if self_attention else None
+        self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads, qk_norm) if self_attention else None
         self.cross_attention = (
             nn.ModuleList(
-                MultiHeadCrossAttentionGate(channels[i], channels[i + 1], head_dim, max_tokens, gate_channels)
+                MultiHeadCrossAttentionGate(channels[i], channels[i + 1], head_dim, max_tokens, gate_channels, qk_norm, gate_init)
                 for i in range(depth)
             )
             if cross_attention
