@@ -19,6 +19,7 @@ where the coarser level has twice the channels), the skip S at twice it (256 cha
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import sys
@@ -65,7 +66,8 @@ def build_step(case: dict, device: torch.device):
         module = MultiHeadSelfAttention2d(c, case["heads"]).to(device)
         inputs = [torch.randn(b, c, h, w, device=device, requires_grad=True)]
     else:
-        module = MultiHeadCrossAttentionGate(c, case["coarse_channels"], case["heads"], max_tokens=case["tokens"]).to(device)
+        # head_dim = channels / heads gives the case's head count; max_tokens = N: no pooling.
+        module = MultiHeadCrossAttentionGate(c, case["coarse_channels"], head_dim=c // case["heads"], max_tokens=case["tokens"]).to(device)
         inputs = [
             torch.randn(b, c, 2 * h, 2 * w, device=device, requires_grad=True),  # skip S
             torch.randn(b, case["coarse_channels"], h, w, device=device, requires_grad=True),  # coarse Y
@@ -116,6 +118,62 @@ def memory_case(case: dict) -> None:
     print(json.dumps({"peak_bytes": peak.peak}))
 
 
+OOM = "out of memory"
+
+
+def release(device: torch.device) -> None:
+    """Give freed memory back, so the next case (or a measuring child process) finds it free: the
+    CUDA caching allocator otherwise keeps what the timed textbook cases used (tens of GiB)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def time_case(case: dict, impls: tuple[str, ...], repeats: int, device: torch.device) -> tuple[dict[str, float | str], str]:
+    """Median step times per implementation ("out of memory" where it does not fit) and the fast
+    path's kernel; the case's memory is released before returning."""
+    times: dict[str, float | str] = {}
+    kernel = "–"
+    try:
+        step = build_step(case, device)
+        kernel = fast_kernel(step)
+        steps = {impl: (lambda nw=(impl == "textbook"), s=step: s(nw)) for impl in impls}
+        try:
+            times.update(time_interleaved(steps, repeats, device))  # taking turns, as everywhere
+        except torch.OutOfMemoryError:
+            release(device)
+            for impl in impls:  # one by one: a textbook case that does not fit still leaves the fast time
+                try:
+                    times.update(time_interleaved({impl: steps[impl]}, repeats, device))
+                except torch.OutOfMemoryError:
+                    times[impl] = OOM
+                    release(device)
+        del steps
+        del step
+    except torch.OutOfMemoryError:
+        times = {impl: OOM for impl in impls}
+    release(device)
+    return times, kernel
+
+
+def peak_in_child(script: Path, case: dict) -> float | str:
+    """Peak MiB of the case in a fresh process, or "out of memory" when it does not fit there."""
+    try:
+        return measure_in_subprocess(script, case)["peak_bytes"] / MIB
+    except RuntimeError as err:
+        if "OutOfMemoryError" in str(err) or "out of memory" in str(err):
+            return OOM
+        raise
+
+
+def fmt(value: float | str, spec: str) -> str:
+    return value if isinstance(value, str) else format(value, spec)
+
+
+def ratio(a: float | str, b: float | str, spec: str) -> str:
+    return "–" if isinstance(a, str) or isinstance(b, str) else format(a / b, spec)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tokens", type=int, nargs="+", default=[256, 1024, 2048, 4096, 8192], help="token counts N")
@@ -155,23 +213,19 @@ def main(argv=None) -> None:
         for n in args.tokens:
             case = dict(base, module=module, tokens=n)
             impls = IMPLS if n <= args.textbook_max_tokens else ("fast",)
-            step = build_step(case, device)
-            kernel = fast_kernel(step)
-            times = time_interleaved({impl: (lambda nw=(impl == "textbook"), s=step: s(nw)) for impl in impls}, args.repeats, device)
-            del step
-            mem = {impl: measure_in_subprocess(script, dict(case, impl=impl, threads=args.threads))["peak_bytes"] / MIB for impl in impls}
+            times, kernel = time_case(case, impls, args.repeats, device)
+            mem = {impl: peak_in_child(script, dict(case, impl=impl, threads=args.threads)) for impl in impls}
             h, w = grid_for(n)
             if "textbook" in times:
-                tb_time = f"{times['textbook']:.3f}"
-                tb_mem = f"{mem['textbook']:,.0f}"
-                time_ratio = f"{times['fast'] / times['textbook']:.2f}"
-                mem_ratio = f"{mem['fast'] / mem['textbook']:.3f}"
+                tb_time, tb_mem = fmt(times["textbook"], ".3f"), fmt(mem["textbook"], ",.0f")
+                time_ratio = ratio(times["fast"], times["textbook"], ".2f")
+                mem_ratio = ratio(mem["fast"], mem["textbook"], ".3f")
             else:
                 scores_gib = args.batch * args.heads * n * n * 4 / 2**30
                 tb_time = tb_mem = f"not run ({scores_gib:.0f} GiB per N×N tensor)"
                 time_ratio = mem_ratio = "–"
-            rows.append([module, f"{n:,} ({h}×{w})", kernel, f"{times['fast']:.3f}", tb_time, time_ratio,
-                         f"{mem['fast']:,.0f}", tb_mem, mem_ratio])
+            rows.append([module, f"{n:,} ({h}×{w})", kernel, fmt(times["fast"], ".3f"), tb_time, time_ratio,
+                         fmt(mem["fast"], ",.0f"), tb_mem, mem_ratio])
             print(f"# done {module} N={n}", file=sys.stderr, flush=True)
     header = ["module", "tokens N (grid)", "fast path kernel", "fast s", "textbook s", "time fast/textbook",
               "fast MiB", "textbook MiB", "memory fast/textbook"]
