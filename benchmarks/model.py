@@ -3,7 +3,7 @@
 Run from the repository root:  python benchmarks/model.py [--device cuda] [--amp bf16] [--output FILE]
 (``python -m benchmarks.model`` works too).
 
-The ablations share every width (``--base-channels``, depth 4, 8 heads, max_tokens 1024) and
+The ablations share every width (``--base-channels``, depth 4, the attention defaults) and
 differ only in the attention switches: plain U-Net, +MHSA (bottleneck self-attention), +MHCA
 (cross-attention gates on the skips), and both (the full U-Net Transformer). Each step is what
 training does: forward, cross-entropy, backward, AdamW step, on random images and labels. All
@@ -60,10 +60,13 @@ def build_step(case: dict, device: torch.device):
     """Model, AdamW and a random batch; returns (one training step, parameter count)."""
     torch.manual_seed(0)
     sa, ca = VARIANTS[case["variant"]]
-    model = UNetAttention(base_channels=case["base_channels"], self_attention=sa, cross_attention=ca).to(device).train()
+    extra = dict(case.get("model") or {})  # other UNetAttention settings (benchmarks/pipeline.py: the run's)
+    model = UNetAttention(**{**extra, "base_channels": case["base_channels"], "self_attention": sa, "cross_attention": ca}).to(device).train()
+    layout = torch.channels_last if case.get("channels_last") else torch.contiguous_format
+    model = model.to(memory_format=layout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     b, s = case["batch"], case["size"]
-    x = torch.randn(b, 3, s, s, device=device)
+    x = torch.randn(b, 3, s, s, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, 2, (b, s, s), device=device)
 
     def step() -> None:
@@ -99,6 +102,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", choices=("bf16",), default=None, help="autocast dtype for forward and loss (bf16)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--channels-last", action="store_true", help="model and inputs in channels_last memory format")
     p.add_argument("--smoke", action="store_true", help="32 px, batch 1 (unless --batch), no full sizes, 1 repeat: a quick check")
     p.add_argument("--output", help="also write the report to this file")
     p.add_argument("--memory-case", help=argparse.SUPPRESS)  # internal: run one case in a child process
@@ -123,7 +127,7 @@ def main(argv=None) -> None:
     for size, variants in plan:
         batch = args.batch or default_batch(size)
         cases = {v: dict(variant=v, size=size, batch=batch, base_channels=args.base_channels,
-                         device=device.type, amp=args.amp, threads=args.threads) for v in variants}
+                         device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last) for v in variants}
         built = {v: build_step(c, device) for v, c in cases.items()}
         times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device)
         params = {v: n for v, (_, n) in built.items()}
@@ -139,7 +143,8 @@ def main(argv=None) -> None:
     amp = f", autocast {args.amp}" if args.amp else ""
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
-        f"8 heads, max_tokens 1024{amp}; median of {args.repeats} after 1 warm-up; peak memory above the step's "
+        f"the model's attention defaults (MHSA 8 heads, MHCA head_dim 32, keys/values pooled to max_tokens 256){amp}"
+        f"{', channels_last' if args.channels_last else ''}; median of {args.repeats} after 1 warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "

@@ -53,3 +53,32 @@ def test_model_benchmark_smoke(tmp_path):
         assert float(r[3]) > 0 and float(r[5]) > 0
     assert body[0][5] == "1.00" and body[0][7] == "1.00"  # ratios are against the plain U-Net
     assert float(body[3][9]) > float(body[0][9])  # attention adds parameters
+
+
+@pytest.mark.slow
+def test_pipeline_benchmark_smoke(tmp_path):
+    out = tmp_path / "pipeline.md"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/pipeline.py", "--experiment", "smoke", "--epochs", "1", "--repeats", "1",
+         "--variants", "plain U-Net", "MHSA+MHCA", "--workdir", str(tmp_path / "runs"), "--output", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = table_rows(out.read_text())
+    assert rows[0] == ["model", "timed epochs", "images", "seconds", "end-to-end img/s", "model-only img/s", "end-to-end / model"]
+    assert [r[0] for r in rows[1:]] == ["plain U-Net", "MHSA+MHCA"]
+    for r in rows[1:]:
+        assert r[1] == "1" and r[2] == "16"  # one timed epoch of the 16 generated training images
+        assert float(r[4]) > 0 and float(r[5]) > 0 and r[6].endswith("%")
+
+
+def test_large_image_memory_case_runs_in_a_child(tmp_path):
+    """The memory case of benchmarks/large_images.py on a small image: a peak and the map's shape."""
+    import json
+
+    case = {"size": [100, 130], "window": 32, "batch_size": 2, "base_channels": 8}
+    proc = subprocess.run([sys.executable, "benchmarks/large_images.py", "--memory-case", json.dumps(case)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["shape"] == [1, 2, 100, 130] and result["peak"] >= 0

@@ -7,7 +7,9 @@ data loaders.
 
 from __future__ import annotations
 
+import logging
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -24,6 +26,7 @@ from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipelin
 from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler
 
 SPLITS = ("train", "val", "test")
+log = logging.getLogger(__name__)
 DEFAULT_SEED = 42
 
 
@@ -58,6 +61,34 @@ class SegmentationDataset(Dataset):
         self.seed = seed
         self.scale = scale
         self.patch = patch  # sample_patch's size, foreground_fraction, pad_label, ignore_index
+        self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._rest = transform  # the part of the pipeline applied to cached samples
+
+    def fill_cache(self, threads: int = 4) -> int:
+        """Decode every sample once and keep it in memory; return the bytes held.
+
+        When the pipeline starts with a (deterministic) ``Resize`` and no patches are cut, the
+        resized arrays are kept and only the rest of the pipeline runs per item, so an epoch costs
+        flips and normalisation instead of JPEG decoding and resampling. Filled in the main process
+        before the loader's workers start, which then share it. Decoding runs in threads (the image
+        libraries release the GIL).
+        """
+        steps = list(self.transform.transforms)
+        pre = None
+        if self.patch is None and steps and isinstance(steps[0], A.Resize):
+            pre, self._rest = A.Compose([steps[0]]), A.Compose(steps[1:])
+
+        def load(index: int) -> tuple[np.ndarray, np.ndarray]:
+            image, mask = self.samples[index].load(self.grey, self.table)
+            image, mask = rescale(image, mask, self.scale)
+            if pre is not None:
+                out = pre(image=image, mask=mask.astype(np.int32))
+                image, mask = out["image"], out["mask"]
+            return image, mask
+
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            self._cache = list(pool.map(load, range(len(self.samples))))
+        return sum(image.nbytes + mask.nbytes for image, mask in self._cache)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -69,14 +100,17 @@ class SegmentationDataset(Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, index = key if isinstance(key, tuple) else (None, key)
         sample = self.samples[index]
-        image, mask = sample.load(self.grey, self.table)
-        image, mask = rescale(image, mask, self.scale)
+        if self._cache is not None:
+            image, mask = self._cache[index]
+        else:
+            image, mask = sample.load(self.grey, self.table)
+            image, mask = rescale(image, mask, self.scale)
         key_seed = zlib.crc32(f"{self.seed}/{epoch}/{index}".encode())
         if self.patch is not None:
             image, mask = sample_patch(image, mask, rng=np.random.default_rng(key_seed), **self.patch)
         if epoch is not None:
-            self.transform.set_random_seed(key_seed)
-        out = self.transform(image=image, mask=mask.astype(np.int32))
+            self._rest.set_random_seed(key_seed)
+        out = self._rest(image=image, mask=mask.astype(np.int32))
         return {"image": as_image_tensor(out["image"]), "mask": as_mask_tensor(out["mask"]), "name": sample.name}
 
 
@@ -108,7 +142,7 @@ class SegmentationDataModule(L.LightningDataModule):
         image_size: int = 128,
         batch_size: int = 8,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | None = None,
         persistent_workers: bool = False,
         seed: int | None = 42,
         max_samples: int | None = None,
@@ -117,6 +151,7 @@ class SegmentationDataModule(L.LightningDataModule):
         patch_size: int | None = None,
         scale: float = 1.0,
         foreground_fraction: float = 0.33,
+        cache: bool = False,
         train_transform: A.Compose | None = None,
         eval_transform: A.Compose | None = None,
     ) -> None:
@@ -129,7 +164,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.pin_memory = pin_memory
+        # Pinned host memory lets batches go to the GPU asynchronously; it means nothing without one.
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0  # torch refuses it without workers
         # Splits must never depend on chance: a null seed (the run's ``seed: null``) means the default.
         self.seed = DEFAULT_SEED if seed is None else int(seed)
@@ -145,6 +181,7 @@ class SegmentationDataModule(L.LightningDataModule):
         if not isinstance(foreground_fraction, (int, float)) or not 0 <= foreground_fraction <= 1:
             raise ValueError(f"data.foreground_fraction: got {foreground_fraction!r}; expected a fraction in [0, 1]")
         self.patch_size = patch_size
+        self.cache = cache
         self.scale = float(scale)
         self.foreground_fraction = float(foreground_fraction)
         self._train_transform = train_transform
@@ -209,6 +246,9 @@ class SegmentationDataModule(L.LightningDataModule):
             self._datasets[split] = SegmentationDataset(
                 samples, transform, self.grey, table, self.seed, self.scale, patch if split == "train" else None
             )
+        if self.cache:
+            held = sum(self._datasets[split].fill_cache() for split in SPLITS)
+            log.info("data.cache: %d samples decoded into memory (%.0f MiB)", sum(len(d) for d in self._datasets.values()), held / 2**20)
 
     def dataset(self, split: str) -> SegmentationDataset:
         """The dataset of "train", "val" or "test" (set up on first use)."""

@@ -1,0 +1,127 @@
+"""End-to-end training throughput of ``train.py`` against the model's own training step.
+
+Run from the repository root:
+    python benchmarks/pipeline.py [--experiment pets_binary] [--epochs 3] [--device cuda] [--output FILE]
+
+For each ablation, ``train.py`` runs the experiment (default: the main job, Oxford-IIIT Pet at
+128 px, batch 16, from ``$SEGATTN_DATA_DIR``) for one warm-up epoch plus ``--epochs`` epochs with
+everything a user gets (loader workers, augmentation, validation every epoch, TensorBoard scalars
+and figures at their default cadence, checkpoints); a callback (``EpochClock`` below, added with a
+Hydra override) records the wall time from the start of the second epoch to the end of the last,
+validation and checkpoints included. Images per second = training images × epochs / that time.
+
+The model-only figure is ``benchmarks/model.py``'s step (forward, cross-entropy, backward, AdamW on
+a random batch already on the device) for the same widths, image size and batch, the ablations
+taking turns. "end-to-end / model" says how much of the model's speed the loop keeps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import lightning as L
+import torch
+import yaml
+
+from benchmarks.common import REPO_ROOT, emit, machine_line, markdown_table, resolve_device, time_interleaved
+from benchmarks.model import VARIANTS, build_step
+from benchmarks.quality import run
+
+SWITCHES = {"plain U-Net": "false,false", "+MHSA": "true,false", "+MHCA": "false,true", "MHSA+MHCA": "true,true"}
+
+
+class EpochClock(L.Callback):
+    """Writes ``{"seconds": ..., "epochs": ..., "images": ...}`` to ``path``: the wall time from
+    the start of epoch ``skip`` to the end of training (validation and checkpoints included)."""
+
+    def __init__(self, path: str, skip: int = 1) -> None:
+        self.path, self.skip, self.start = Path(path), skip, None
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch == self.skip:
+            self.start = time.perf_counter()
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        if self.start is None or trainer.global_rank != 0:
+            return
+        epochs = trainer.current_epoch - self.skip
+        images = len(trainer.datamodule.dataset("train")) * epochs
+        self.path.write_text(json.dumps({"seconds": time.perf_counter() - self.start, "epochs": epochs, "images": images}))
+
+
+def end_to_end(variant: str, args: argparse.Namespace, workdir: Path) -> dict:
+    sa, ca = SWITCHES[variant].split(",")
+    run_dir = workdir / variant.replace(" ", "_").replace("+", "plus_")
+    clock = workdir / f"{run_dir.name}.json"
+    overrides = [
+        f"experiment={args.experiment}", f"model.self_attention={sa}", f"model.cross_attention={ca}",
+        f"trainer.max_epochs={args.epochs + 1}", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
+        "+callbacks.clock._target_=benchmarks.pipeline.EpochClock", f"+callbacks.clock.path={clock}",
+        *args.override,
+    ]
+    if args.device == "cuda":
+        overrides.append("trainer=gpu")
+    run([sys.executable, "train.py", *overrides], workdir / f"{run_dir.name}-train.log")
+    result = json.loads(clock.read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    return {**result, "config": config}
+
+
+def model_only(configs: dict[str, dict], device: torch.device, amp: str | None, repeats: int) -> dict[str, float]:
+    """Images/s of the bare training step for each ablation, at the run's size, batch and widths."""
+    steps = {}
+    for variant, config in configs.items():
+        model = {k: v for k, v in config["model"].items() if k not in ("_target_", "self_attention", "cross_attention", "in_channels", "num_classes")}
+        case = dict(variant=variant, size=config["data"]["image_size"], batch=config["data"]["batch_size"],
+                    base_channels=config["model"]["base_channels"], amp=amp, model=model)
+        steps[variant] = build_step(case, device)[0]
+    times = time_interleaved(steps, repeats, device)
+    return {v: configs[v]["data"]["batch_size"] / t for v, t in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", default="pets_binary")
+    parser.add_argument("--epochs", type=int, default=3, help="timed epochs, after one warm-up epoch")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--repeats", type=int, default=5, help="model-only steps per ablation (median)")
+    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for train.py")
+    parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "pipeline"))
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args()
+    if args.experiment != "smoke" and not os.environ.get("SEGATTN_DATA_DIR"):
+        raise SystemExit("set SEGATTN_DATA_DIR to the folder holding the data (e.g. ../shared/data)")
+    device = resolve_device(args.device)
+    workdir = Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
+    workdir.mkdir(parents=True, exist_ok=True)
+    loops = {v: end_to_end(v, args, workdir) for v in args.variants}
+    amp = "bf16" if args.device == "cuda" else None  # trainer=gpu trains in bf16 mixed precision
+    model = model_only({v: r["config"] for v, r in loops.items()}, device, amp, args.repeats)
+    rows = []
+    for v, r in loops.items():
+        loop = r["images"] / r["seconds"]
+        rows.append([v, r["epochs"], r["images"], f"{r['seconds']:.1f}", f"{loop:.1f}", f"{model[v]:.1f}", f"{loop / model[v]:.0%}"])
+    config = next(iter(loops.values()))["config"]
+    header = ["model", "timed epochs", "images", "seconds", "end-to-end img/s", "model-only img/s", "end-to-end / model"]
+    text = [
+        f"Machine: {machine_line(device)}",
+        f"experiment={args.experiment}: {config['data']['image_size']} px, batch {config['data']['batch_size']}, base channels "
+        f"{config['model']['base_channels']}, {config['data']['num_workers']} loader workers, cache {config['data'].get('cache')}; "
+        f"overrides: {' '.join(args.override) or 'none'}. Runs: {workdir}",
+        "",
+        markdown_table(header, rows),
+    ]
+    emit("\n".join(text), args.output)
+
+
+if __name__ == "__main__":
+    main()
