@@ -50,7 +50,7 @@ def test_smoke_training_writes_checkpoints_config_and_tensorboard(smoke_run):
     tags = tensorboard_tags(smoke_run)
     for scalar in ("train/loss", "train/loss_step", "val/loss", "val/dice", "val/iou", "val/dice_per_image", "val/iou_per_image"):
         assert scalar in tags["scalars"], scalar
-    assert any(t.startswith("lr-") for t in tags["scalars"])
+    assert {"lr/weights", "lr/norms_and_biases"} <= set(tags["scalars"])
     assert any(t.startswith("val_predictions/") for t in tags["images"])
     assert any(t.startswith("val_mhsa/") for t in tags["images"])
     assert any(t.startswith("val_gates/") for t in tags["images"])

@@ -181,7 +181,7 @@ class SegmentationModule(L.LightningModule):
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer, max_lr=hp.lr, total_steps=total_steps, pct_start=max(hp.warmup_fraction, 1e-3)
             )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
 
 def parameter_groups(net: torch.nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
@@ -197,7 +197,11 @@ def parameter_groups(net: torch.nn.Module, weight_decay: float, decay_all: bool 
         for name, param in module.named_parameters(recurse=False):
             is_weight = decay_all or (name == "weight" and not isinstance(module, NORM_LAYERS))
             (decay if is_weight else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # The names become the TensorBoard tags lr/weights and lr/norms_and_biases.
+    return [
+        {"params": decay, "weight_decay": weight_decay, "name": "weights"},
+        {"params": no_decay, "weight_decay": 0.0, "name": "norms_and_biases"},
+    ]
 
 
 NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm)
