@@ -95,10 +95,17 @@ def test_folder_of_large_tiles_trains_on_patches_and_evaluates_by_sliding_window
                 Image.fromarray(array).save(tmp_path / "tiles" / split / sub / f"t{i}.png")
     run_dir = tmp_path / "run"
     common = ["model.depth=2", "model.base_channels=8", "model.heads=2", "data.batch_size=2", "data.num_workers=0",
-              "trainer.enable_progress_bar=false", "callbacks.attention_images=null"]
+              "trainer.enable_progress_bar=false", "callbacks.attention_images.worst_k=1"]
     proc = run("train.py", "data=folder", f"data.root={tmp_path / 'tiles'}", "data.patch_size=32", "inference.mode=sliding_window",
                "trainer.max_epochs=2", f"hydra.run.dir={run_dir}", *common)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (run_dir / "checkpoints" / "best.ckpt").is_file()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
+    events.Reload()
+    images = events.Tags()["images"]  # figures of the last epoch, on the central window of native-size tiles
+    assert any(t.startswith("val_gates/") for t in images) and any(t.startswith("val_predictions_worst/") for t in images)
     refused = run("train.py", "data=folder", f"data.root={tmp_path / 'tiles'}", "data.patch_size=32", f"hydra.run.dir={tmp_path / 'r2'}", *common)
     assert refused.returncode == 2 and "inference.mode=sliding_window" in refused.stdout + refused.stderr
     results = {}

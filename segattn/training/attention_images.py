@@ -103,6 +103,8 @@ class AttentionImageLogger(Callback):
         fixed = varied_sample(dataset.names, self.num_images, seed)
         worst = worst_k(self.dice_per_image(pl_module, dataset, dm), self.worst_k, exclude=fixed) if self.worst_k else []
         items = [dataset[i] for i in fixed + worst]
+        if getattr(dm, "patch_size", None):  # native-size images: show the central window the model sees
+            items = [central_window(it, dm.patch_size, 2**pl_module.net.depth, dm.ignore_index) for it in items]
         images = torch.stack([it["image"] for it in items]).to(pl_module.device)
         logits, maps = pl_module.net(images, return_attention=True)
         predictions = logits.argmax(1).cpu()
@@ -112,7 +114,7 @@ class AttentionImageLogger(Callback):
         attention = AttentionStats(ignore)
         for k, (index, item) in enumerate(zip(fixed + worst, items)):
             photo = denormalize(item["image"], stats)
-            size = original_size(dataset, index)
+            size = None if getattr(dm, "patch_size", None) else original_size(dataset, index)
             dice = image_dice(predictions[k], item["mask"], num_classes, ignore)
             is_worst = k >= len(fixed)
             note = f"(worst {k - len(fixed) + 1} of the {len(dataset)} val images)" if is_worst else ""
@@ -144,12 +146,34 @@ class AttentionImageLogger(Callback):
     def dice_per_image(pl_module: LightningModule, dataset, dm) -> list[float]:
         """Per-image Dice of the whole validation split (fast path, batched), to find the worst."""
         scores: list[float] = []
+        if getattr(dm, "patch_size", None):  # native sizes: one image at a time, as validation runs them
+            for i in range(len(dataset)):
+                item = dataset[i]
+                prediction = pl_module.predict_logits(item["image"][None].to(pl_module.device)).argmax(1)[0].cpu()
+                scores.append(image_dice(prediction, item["mask"], pl_module.net.num_classes, dm.ignore_index))
+            return scores
         batch = max(1, getattr(dm, "batch_size", 8))
         for start in range(0, len(dataset), batch):
             items = [dataset[i] for i in range(start, min(len(dataset), start + batch))]
             predictions = pl_module(torch.stack([it["image"] for it in items]).to(pl_module.device)).argmax(1).cpu()
             scores += [image_dice(p, it["mask"], pl_module.net.num_classes, dm.ignore_index) for p, it in zip(predictions, items)]
         return scores
+
+
+def central_window(item: dict, size: int, multiple: int, pad_label: int) -> dict:
+    """The central ``size``² window of a native-size item (padded up to a multiple of 2**depth,
+    the mask with the ignore label), so patch-trained models get figures of what they see."""
+    image, mask = item["image"], item["mask"]
+    h, w = mask.shape
+    side_h = -(-min(size, h) // multiple) * multiple
+    side_w = -(-min(size, w) // multiple) * multiple
+    top, left = max(0, (h - side_h) // 2), max(0, (w - side_w) // 2)
+    image, mask = image[:, top : top + side_h, left : left + side_w], mask[top : top + side_h, left : left + side_w]
+    ph, pw = side_h - mask.shape[0], side_w - mask.shape[1]
+    if ph or pw:
+        image = torch.nn.functional.pad(image, (0, pw, 0, ph))
+        mask = torch.nn.functional.pad(mask, (0, pw, 0, ph), value=pad_label)
+    return {**item, "image": image, "mask": mask}
 
 
 def slice_maps(maps, n: int):
