@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
 from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
-from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler
+from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
 
 SPLITS = ("train", "val", "test")
 DEFAULT_SEED = 42
@@ -195,13 +195,28 @@ class SegmentationDataModule(L.LightningDataModule):
             return 0, 0
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
+    def _replicas(self) -> tuple[int, int]:
+        """(processes, this process's rank) of the attached trainer; (1, 0) without one."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")
-        sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True)
+        replicas, rank = self._replicas()
+        sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True, num_replicas=replicas, rank=rank)
         return ResumableDataLoader(dataset, sampler=sampler, progress=self._progress, drop_last=False, **self._loader_kwargs())
 
+    def _eval_loader(self, split: str) -> DataLoader:
+        dataset = self.dataset(split)
+        replicas, rank = self._replicas()
+        if replicas == 1:
+            return DataLoader(dataset, shuffle=False, **self._loader_kwargs())
+        return DataLoader(dataset, sampler=ShardSampler(len(dataset), replicas, rank), **self._loader_kwargs())
+
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("val"), shuffle=False, **self._loader_kwargs())
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("test"), shuffle=False, **self._loader_kwargs())
+        return self._eval_loader("test")
