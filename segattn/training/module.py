@@ -86,17 +86,17 @@ class SegmentationModule(L.LightningModule):
         loss = self.training_loss(batch["image"], batch["mask"])
         if not torch.isfinite(loss):
             where = f"epoch {self.current_epoch}, global step {self.global_step}, batch {batch_idx} (images {list(batch.get('name', []))[:4]})"
-            if self.hparams.nonfinite_loss == "skip":
-                log.warning("Skipping a batch with non-finite loss %s at %s", loss.item(), where)
-                if self._trainer is not None and self.trainer.world_size > 1:
-                    # Under DDP every process must join the gradient all-reduce (Lightning refuses
-                    # None there): a zero loss gives this batch zero gradients instead.
-                    return sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
+            if self.hparams.nonfinite_loss != "skip":
+                raise NonFiniteLossError(
+                    f"training loss is {loss.item()} at {where}; the run stopped and the last checkpoint was kept. "
+                    "Lower module.lr, check the data, or set module.nonfinite_loss=skip to skip such batches."
+                )
+            log.warning("Skipping a batch with non-finite loss %s at %s", loss.item(), where)
+            if self._trainer is None or self.trainer.world_size == 1:
                 return None  # Lightning skips the optimizer step for this batch
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at {where}; the run stopped and the last checkpoint was kept. "
-                "Lower module.lr, check the data, or set module.nonfinite_loss=skip to skip such batches."
-            )
+            # Under DDP every process must join the gradient all-reduce and the logging below
+            # (Lightning refuses None there): this batch gets a zero loss with zero gradients.
+            loss = sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
         self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["image"]), sync_dist=True)
         return loss
 
