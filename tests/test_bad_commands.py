@@ -4,10 +4,8 @@ exit code 2, one message, no traceback, and nothing overwritten; DDP edge cases 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
