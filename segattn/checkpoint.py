@@ -22,6 +22,27 @@ from segattn.training.module import SegmentationModule
 ALLOWED_TARGET_PREFIXES = ("segattn.", "albumentations.")
 
 
+#: How every file written by ``torch.save`` starts: a zip archive (PyTorch >= 1.6), or a pickle of
+#: protocol 2 or later (the legacy format).
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+_KNOWN_FORMATS = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"\x1f\x8b": "a gzip file"}
+
+
+def describe_file(head: bytes) -> str:
+    """What a file that is not a checkpoint looks like, from its first bytes, for the message."""
+    if not head:
+        return "empty"
+    for magic, name in _KNOWN_FORMATS.items():
+        if head.startswith(magic):
+            return name
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"a binary file starting with {head[:8]!r}"
+    kind = "a JSON file" if text.lstrip().startswith(("{", "[")) else "a text file"
+    return f"{kind} starting with {text.strip()[:30]!r}"
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used: unreadable, unsafe, or not of the expected model."""
 
@@ -31,6 +52,13 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
+    with path.open("rb") as f:
+        head = f.read(64)
+    if not head.startswith(CHECKPOINT_MAGIC):
+        raise CheckpointError(
+            f"{path}: not a checkpoint: it is {describe_file(head)}; expected a .ckpt file written by training "
+            f"(a torch.save zip archive, e.g. <run dir>/checkpoints/last.ckpt or best.ckpt)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -38,7 +66,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: refused to load: it holds pickled objects other than tensors and plain containers "
             f"(weights-only loading protects against code execution). Detail: {str(err).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {err}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__

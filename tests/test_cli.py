@@ -190,17 +190,18 @@ def test_two_process_cpu_ddp_run_finishes_with_synchronised_metrics(tmp_path):
     run_dir = tmp_path / "ddp"
     run(
         "train.py", "experiment=smoke", "trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
-        "trainer.max_epochs=1", f"hydra.run.dir={run_dir}",
+        "trainer.max_epochs=1", "data.num_val=7", f"hydra.run.dir={run_dir}",
     )
     best = run_dir / "checkpoints" / "best.ckpt"
     ckpt = torch.load(best, map_location="cpu", weights_only=True)
     # 16 training images over 2 processes with batch 4: 2 optimizer steps per epoch.
     assert ckpt["global_step"] == 2
     logged = [v for k, v in ckpt["callbacks"].items() if k.startswith("ModelCheckpoint")][0]["best_model_score"]
-    # The logged val/dice covers the whole validation set: it equals a single-process evaluation.
+    # The logged val/dice covers the whole validation set, each of its 7 images once (none repeated
+    # to even out the two processes' shares): it equals a single-process evaluation.
     run("evaluate.py", f"ckpt_path={best}", "split=val", f"hydra.run.dir={tmp_path / 'eval'}")
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["num_images"] == 8
+    assert metrics["num_images"] == 7
     assert float(logged) == pytest.approx(metrics["dice"]["mean"], abs=1e-5)
 
 

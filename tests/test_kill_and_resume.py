@@ -71,3 +71,27 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     for name in weights_alone:
         torch.testing.assert_close(weights_resumed[name], weights_alone[name], rtol=0, atol=1e-6, msg=name)
     assert dice_resumed == pytest.approx(dice_alone, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_two_process_run_resumed_mid_epoch_matches_an_uninterrupted_one(tmp_path):
+    """DDP: each process resumes its own share of the epoch (the checkpoint of a mid-epoch step,
+    which is what a run killed there leaves, kept here from the uninterrupted run)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
+    keep_steps = ["callbacks.step_checkpoint.save_top_k=-1", "++callbacks.step_checkpoint.filename=\"at{step}\"",
+                  "++callbacks.step_checkpoint.auto_insert_metric_name=false"]
+    alone = tmp_path / "alone"
+    subprocess.run(train_command(alone, *ddp, *keep_steps), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    steps_per_epoch = STEPS_PER_EPOCH // 2  # 12 images per process, batch 4
+    middle = [p for p in (alone / "checkpoints").glob("at*.ckpt") if load(p)["global_step"] == steps_per_epoch + 1]
+    assert middle, sorted(p.name for p in (alone / "checkpoints").iterdir())
+
+    resumed = tmp_path / "resumed"
+    proc = subprocess.run(train_command(resumed, *ddp, f"ckpt_path={middle[0]}"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    weights_alone, _, steps_alone = final_state(alone)
+    weights_resumed, _, steps_resumed = final_state(resumed)
+    assert steps_alone == steps_resumed == 2 * steps_per_epoch
+    for name in weights_alone:
+        torch.testing.assert_close(weights_resumed[name], weights_alone[name], rtol=0, atol=1e-6, msg=name)

@@ -200,3 +200,18 @@ def test_non_finite_loss_can_skip_the_batch(tmp_path):
     assert checkpoint["global_step"] == 8  # the run went on to the end
     # Had the NaN batch been back-propagated, AdamW would have turned every weight into NaN.
     assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+@pytest.mark.slow
+def test_non_finite_loss_skip_works_with_two_processes():
+    """Lightning refuses a None training_step result under DDP: the skipped batch gets a zero loss."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(root / "tests" / "scripts" / "nonfinite_skip_ddp.py")], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "Skipping a batch with non-finite loss nan" in proc.stderr and "FINITE AFTER SKIP" in proc.stderr

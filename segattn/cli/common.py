@@ -19,11 +19,51 @@ log = logging.getLogger("segattn")
 def run_or_exit(task: Callable[[Any], Any], cfg: Any, failures: tuple[type[BaseException], ...]) -> Any:
     """Run a command's task; a known failure ends with its one-line message and exit code 2
     instead of a stack trace (anything else still raises, with its traceback)."""
+    missing = sorted(OmegaConf.missing_keys(cfg)) if OmegaConf.is_config(cfg) else []
+    if missing:
+        log.error(
+            "missing required setting%s %s: give %s on the command line",
+            "s" if len(missing) > 1 else "", ", ".join(missing), " ".join(f"{k}={REQUIRED_EXAMPLES.get(k, '...')}" for k in missing),
+        )
+        sys.exit(2)
     try:
         return task(cfg)
     except failures as err:
-        log.error("%s", err)
+        log.error("%s", clean_message(err))
         sys.exit(2)
+
+
+#: What the mandatory (``???``) settings of the commands look like, for the message when one is missing.
+REQUIRED_EXAMPLES = {"ckpt_path": "<run dir>/checkpoints/best.ckpt", "input_dir": "<folder of images>"}
+_WORKER_TRACEBACK = "Original Traceback (most recent call last):"
+
+
+def clean_message(err: BaseException) -> str:
+    """The error's own message. An error raised in a DataLoader worker comes back re-raised with
+    the worker's traceback inside its message; only the original message at its end is kept."""
+    text = str(err)
+    if _WORKER_TRACEBACK not in text:
+        return text
+    name = type(err).__name__
+    marker = text.rfind(f"{name}: ")
+    return text[marker + len(name) + 2 :].strip() if marker >= 0 else text.splitlines()[-1]
+
+
+def check_classes_match(checkpoint: dict[str, Any], datamodule: Any, path: str) -> None:
+    """The data must have the classes (and channels) the checkpoint was trained on: scoring a
+    two-class model against three-class masks, or the reverse, gives meaningless numbers."""
+    hparams = checkpoint["hyper_parameters"]
+    ckpt_classes, data_classes = list(hparams["class_names"]), list(datamodule.class_names)
+    if ckpt_classes != data_classes:
+        raise CheckpointError(
+            f"{path}: the checkpoint was trained on the classes {ckpt_classes}, but the data as configured has {data_classes}; "
+            "evaluate it on data with the same classes (do not override data.task or data.mask_mapping to other classes)"
+        )
+    in_channels = hparams["net"].get("in_channels", 3)
+    if in_channels != datamodule.in_channels:
+        raise CheckpointError(
+            f"{path}: the checkpoint takes {in_channels}-channel images, but the data as configured gives {datamodule.in_channels}"
+        )
 
 
 def pick_device(name: str) -> torch.device:

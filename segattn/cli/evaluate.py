@@ -21,10 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
-from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
+from segattn.cli.common import check_classes_match, datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.config import ConfigError
 from segattn.data.base import as_image_tensor
+from segattn.cli.run_directory import exit_if_unusable
+from segattn.data.checks import check_samples
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.patches import rescale
 from segattn.inference import InferenceSettings
@@ -49,9 +51,19 @@ def evaluate(cfg: DictConfig) -> dict:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
     datamodule = datamodule_from_checkpoint(checkpoint, OmegaConf.to_container(cfg.data), cfg.ckpt_path)
+    check_classes_match(checkpoint, datamodule, cfg.ckpt_path)
     datamodule.setup("test" if cfg.split == "test" else "validate")
+    if len(datamodule.dataset(cfg.split)) == 0:
+        sizes = {split: len(datamodule.dataset(split)) for split in ("train", "val", "test")}
+        with_images = [f"{split} ({n} images)" for split, n in sizes.items() if n and split in SPLITS]
+        raise DatasetContentError(
+            f"split={cfg.split}: the {cfg.split} split of this data is empty (data.root={getattr(datamodule, 'root', 'n/a')}); "
+            + (f"splits with images: {', '.join(with_images)}, e.g. split={with_images[0].split()[0]}" if with_images else "no split has images")
+        )
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 
+    if cfg.get("check_data", True):
+        check_samples(datamodule, (cfg.split,))
     hp = checkpoint["hyper_parameters"]
     try:
         configure_inference(module, OmegaConf.to_container(cfg.inference))
@@ -179,6 +191,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_resolvers()
+    exit_if_unusable("evaluate")
     _hydra_main()
 
 

@@ -26,11 +26,48 @@ from segattn.cli.evaluate import configure_inference
 from segattn.config import ConfigError
 from segattn.data.patches import rescale
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.cli.run_directory import exit_if_unusable
 from segattn.data.errors import DatasetContentError
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
 from segattn.visualization import overlay_mask, to_uint8
 
 log = logging.getLogger(__name__)
+
+
+def output_suffixes(overlay: bool) -> tuple[str, ...]:
+    return ("_mask.png", "_overlay.png") if overlay else ("_mask.png",)
+
+
+def output_names(images: list[Path]) -> dict[Path, str]:
+    """The output name of each image: its stem, or, when several inputs share a stem (``cat.jpg``
+    and ``cat.png``), stem and extension (``cat_jpg``, ``cat_png``), so no mask replaces another."""
+    stems: dict[str, int] = {}
+    for path in images:
+        stems[path.stem] = stems.get(path.stem, 0) + 1
+    names = {path: path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in images}
+    taken = {n for p, n in names.items() if stems[p.stem] == 1}
+    for path, name in names.items():
+        if stems[path.stem] > 1 and name in taken:  # e.g. cat.png, cat.PNG... and a cat_png.jpg besides
+            names[path] = path.name.replace(".", "_")
+    return names
+
+
+def check_output_dir(input_dir: Path, output_dir: Path, file_names: list[str]) -> None:
+    """Refuse, before the model is loaded, an output folder that is a file, is the input folder
+    (a second run would segment its own masks), or already holds masks this run would replace."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"output_dir={output_dir} is a file, not a folder; choose a folder for the masks")
+    if output_dir.resolve() == input_dir.resolve():
+        raise FileExistsError(
+            f"output_dir={output_dir} is the input_dir: the masks would be written among the images (and segmented as images "
+            "on the next run); choose another output_dir"
+        )
+    existing = [name for name in file_names if (output_dir / name).exists()]
+    if existing:
+        raise FileExistsError(
+            f"output_dir={output_dir} already holds {len(existing)} of the files this run would write (first: {', '.join(existing[:3])}); "
+            "nothing was overwritten. Choose another output_dir, or remove them"
+        )
 
 
 def predict(cfg: DictConfig) -> list[Path]:
@@ -41,6 +78,9 @@ def predict(cfg: DictConfig) -> list[Path]:
     images = sorted(p for p in input_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
         raise FileNotFoundError(f"input_dir {input_dir} holds no images with extensions {sorted(IMAGE_EXTENSIONS)}")
+    output_dir = Path(cfg.output_dir)
+    outputs = output_names(images)
+    check_output_dir(input_dir, output_dir, [f"{stem}{suffix}" for stem in outputs.values() for suffix in output_suffixes(cfg.overlay)])
     device = pick_device(cfg.device)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
@@ -54,7 +94,6 @@ def predict(cfg: DictConfig) -> list[Path]:
     transform = datamodule.eval_transform
     grey = module.net.in_channels == 1
 
-    output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for path in images:
@@ -66,12 +105,12 @@ def predict(cfg: DictConfig) -> list[Path]:
             if logits.shape[-2:] != original.shape[:2]:
                 logits = F.interpolate(logits.float().softmax(1), size=original.shape[:2], mode="bilinear", align_corners=False)
         mask = logits.argmax(dim=1)[0].cpu()
-        mask_path = output_dir / f"{path.stem}_mask.png"
+        mask_path = output_dir / f"{outputs[path]}_mask.png"
         Image.fromarray(mask.to(torch.uint8).numpy()).save(mask_path)
         if cfg.overlay:
             rgb = np.repeat(original[..., None], 3, axis=2) if original.ndim == 2 else original
             display = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
-            Image.fromarray(to_uint8(overlay_mask(display, mask)).numpy()).save(output_dir / f"{path.stem}_overlay.png")
+            Image.fromarray(to_uint8(overlay_mask(display, mask)).numpy()).save(output_dir / f"{outputs[path]}_overlay.png")
         written.append(mask_path)
     log.info("Wrote %d masks to %s", len(written), output_dir)
     return written
@@ -79,11 +118,12 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(predict, cfg, (CheckpointError, ConfigError, FileNotFoundError, DatasetContentError))
+    run_or_exit(predict, cfg, (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, DatasetContentError))
 
 
 def main() -> None:
     register_resolvers()
+    exit_if_unusable("predict")
     _hydra_main()
 
 

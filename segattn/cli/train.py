@@ -24,17 +24,16 @@ from segattn.cli.common import run_or_exit
 from segattn.cli.console import mirror_to_log_file, quiet_console
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.cli.summary import final_summary
+from segattn.cli.run_directory import RunDirectoryError, already_holds_a_run, exit_if_unusable
 from segattn.config import ConfigError, validate_train_config
+from segattn.config.validation import fitted_problems
+from segattn.data.checks import check_samples, scored_classes_problem
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.training.atomic_checkpoint_io import AtomicCheckpointIO
 from segattn.training.module import NonFiniteLossError, SegmentationModule
 
 log = logging.getLogger(__name__)
 MODEL_TARGET = "segattn.models.UNetAttention"
-
-
-class RunDirectoryError(RuntimeError):
-    """The run directory holds another run, or cannot be written."""
 
 
 def network_kwargs(model_cfg: DictConfig, in_channels: int, num_classes: int) -> dict[str, Any]:
@@ -54,10 +53,7 @@ def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
     existing = [name for name in ("checkpoints", "tensorboard", "config.yaml") if (output_dir / name).exists()]
     resuming_here = ckpt_path is not None and output_dir.resolve() in Path(ckpt_path).resolve().parents
     if existing and not resuming_here:
-        raise RunDirectoryError(
-            f"run directory {output_dir} already holds a run ({', '.join(existing)}); nothing was overwritten. "
-            f"Choose another hydra.run.dir=..., or resume that run with ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
-        )
+        raise RunDirectoryError(already_holds_a_run(output_dir, existing, "train"))
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=output_dir):
@@ -114,6 +110,20 @@ def initialise_from(init_from: str, module: SegmentationModule) -> None:
     log.info("Initialised the weights from %s (new run: optimiser, schedule and epochs start afresh)", init_from)
 
 
+def check_data_fits(cfg: DictConfig, datamodule, world_size: int) -> None:
+    """Before the model is built: settings that depend on the data (class weights, an empty
+    validation split, a batch of one at a 1x1 bottleneck), then every file of train and val read
+    once (``check_data``; on the first process only, the others follow it)."""
+    problems = fitted_problems(cfg, datamodule, world_size)
+    if problems:
+        raise ConfigError("invalid configuration for this data:\n  - " + "\n  - ".join(problems))
+    if cfg.get("check_data", True) and rank_zero_only.rank == 0:
+        present = check_samples(datamodule, ("train", "val"))
+        problem = scored_classes_problem(present["val"], datamodule, bool(cfg.module.get("include_background")))
+        if problem:
+            raise DatasetContentError(problem)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (and optionally test) as configured; return the final logged metrics."""
     quiet_console()
@@ -131,6 +141,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")  # fail here, before any training starts, if the data is not there
     inference = dict(resolved.get("inference") or {})
     inference["window"] = inference.get("window") or getattr(datamodule, "patch_size", None)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
+    check_data_fits(cfg, datamodule, trainer.world_size)
     module = SegmentationModule(
         net=network_kwargs(cfg.model, datamodule.in_channels, datamodule.num_classes),
         class_names=list(datamodule.class_names),
@@ -143,9 +157,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_resume_checkpoint(cfg.ckpt_path, module, resolved)
     if cfg.get("init_from") is not None:
         initialise_from(cfg.init_from, module)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
     if rank_zero_only.rank == 0:
         OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
 
@@ -181,6 +192,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     register_resolvers()
+    exit_if_unusable("train")
     _hydra_main()
 
 

@@ -57,9 +57,7 @@ def value_fits(value: Any, annotation: Any) -> bool:
     return True  # objects (e.g. transforms) and other annotations: not judged here
 
 
-def signature_of(target: Any) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
-    """Parameters, resolved annotations and whether ``**kwargs`` is accepted, for a class or function."""
-    fn = target.__init__ if inspect.isclass(target) else target
+def _own_signature(fn: Any) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
     params = dict(inspect.signature(fn).parameters)
     params.pop("self", None)
     try:
@@ -68,6 +66,31 @@ def signature_of(target: Any) -> tuple[dict[str, inspect.Parameter], dict[str, A
         hints = {}
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     params = {n: p for n, p in params.items() if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+    return params, hints, var_kw
+
+
+def signature_of(target: Any) -> tuple[dict[str, inspect.Parameter], dict[str, Any], bool]:
+    """Parameters, resolved annotations and whether ``**kwargs`` is accepted, for a class or function.
+
+    A class whose ``__init__`` takes ``**kwargs`` passes them on to its base classes (as the data
+    modules do), so their parameters are checked too: ``data.image_size=64.5`` is a type error
+    here, not a traceback from deep inside the data pipeline.
+    """
+    if not inspect.isclass(target):
+        return _own_signature(target)
+    params: dict[str, inspect.Parameter] = {}
+    hints: dict[str, Any] = {}
+    var_kw = True
+    for cls in inspect.getmro(target):
+        if "__init__" not in cls.__dict__ or cls is object:
+            continue
+        own, own_hints, var_kw = _own_signature(cls.__dict__["__init__"])
+        for name, param in own.items():
+            params.setdefault(name, param)
+            if name in own_hints:
+                hints.setdefault(name, own_hints[name])
+        if not var_kw:
+            break
     return params, hints, var_kw
 
 

@@ -8,6 +8,7 @@ allowed.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -21,7 +22,7 @@ from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, Segmentation
 
 TOP_LEVEL_KEYS = {
     "data", "model", "trainer", "logger", "callbacks", "paths", "module", "experiment",
-    "task_name", "seed", "ckpt_path", "init_from", "test_after_training", "inference",
+    "task_name", "seed", "ckpt_path", "init_from", "test_after_training", "inference", "check_data",
 }
 #: SegmentationModule arguments that train() fills from the data and the model config.
 MODULE_FILLED = ("net", "class_names", "ignore_index", "config", "inference")
@@ -97,10 +98,9 @@ def validate_train_config(cfg: DictConfig) -> None:
     if isinstance(depth, int) and isinstance(image_size, int) and depth >= 1:
         multiple = 2**depth
         if image_size < multiple or image_size % multiple:
-            lo, hi = max(multiple, image_size // multiple * multiple), (image_size // multiple + 1) * multiple
             problems.append(
                 f"data.image_size: got {image_size}; must be a multiple of 2**model.depth = {multiple} "
-                f"(nearest valid: {lo} or {hi})"
+                f"(nearest valid: {valid_sizes_text(image_size, multiple)})"
             )
     lr, wd = module.get("lr"), module.get("weight_decay")
     if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
@@ -134,6 +134,7 @@ def validate_train_config(cfg: DictConfig) -> None:
         value = cfg.trainer.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < (-1 if key == "max_epochs" else 0):
             problems.append(f"trainer.{key}: got {value}; expected a non-negative integer")
+    problems += run_length_problems(cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1), module.get("scheduler"))
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
@@ -156,6 +157,63 @@ def inference_problems(inference: dict, data: dict) -> list[str]:
             "at native scale: set inference.mode=sliding_window"
         )
     return problems
+
+
+def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
+    """Rules that need the data module's classes and split sizes (known once it is set up)."""
+    problems = []
+    weights = cfg.module.get("class_weights")
+    if weights is not None and len(weights) != datamodule.num_classes:
+        problems.append(
+            f"module.class_weights: got {len(weights)} values {list(weights)}; the data has {datamodule.num_classes} classes "
+            f"{list(datamodule.class_names)}: give one weight per class, or null"
+        )
+    if len(datamodule.dataset("val")) == 0:
+        root = getattr(datamodule, "root", None)
+        fix = (
+            f"add {Path(root) / 'val'}/images and {Path(root) / 'val'}/masks" if root is not None and (Path(root) / "train").is_dir()
+            else "set data.val_fraction to a fraction > 0 (e.g. 0.1)"
+        )
+        problems.append(
+            f"the validation split is empty: training would choose no best.ckpt (it keeps the best val/dice), which "
+            f"evaluate.py needs; {fix}"
+        )
+    depth, image_size, batch_size = cfg.model.get("depth"), datamodule.image_size, datamodule.batch_size
+    if isinstance(depth, int) and image_size // 2**depth == 1:
+        per_rank = math.ceil(len(datamodule.dataset("train")) / max(1, world_size))
+        if per_rank % batch_size == 1 or batch_size == 1:
+            problems.append(
+                f"model.depth={depth} at data.image_size={image_size} leaves a 1x1 bottleneck, and with data.batch_size={batch_size} "
+                f"and {per_rank} training images per process a batch of one image comes up, where BatchNorm has a single value "
+                f"per channel and fails; use data.image_size >= {2 * 2**depth}, model.depth <= {depth - 1}, or a data.batch_size "
+                "that leaves no batch of one"
+            )
+    return problems
+
+
+def valid_sizes_text(size: int, multiple: int) -> str:
+    """"64 or 128", or just "256" when the size is below the smallest multiple."""
+    lo, hi = max(multiple, size // multiple * multiple), (size // multiple + 1) * multiple
+    return str(lo) if lo == hi or lo == size else f"{lo} or {hi}"
+
+
+def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
+    """The run must have a known length: the schedule is laid out over it (``max_epochs=-1`` means
+    no limit to Lightning, ``null`` means 1000 epochs unless ``max_steps`` is set)."""
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if max_epochs is not None and not is_int(max_epochs):
+        return []  # a type error, reported by the signature check
+    steps_bound = is_int(max_steps) and max_steps > 0
+    if max_epochs is None and not steps_bound:
+        return ["trainer.max_epochs: got null; expected an integer >= 1 (or null/-1 together with trainer.max_steps >= 1)"]
+    if max_epochs == -1 and not steps_bound and scheduler != "none":
+        return [
+            f"trainer.max_epochs: got -1 (no limit) and trainer.max_steps is not set, but module.scheduler={scheduler} "
+            "is laid out over the whole run; set trainer.max_epochs >= 1 or trainer.max_steps >= 1, or module.scheduler=none"
+        ]
+    return []
 
 
 def data_problems(data: dict) -> list[str]:

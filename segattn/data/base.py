@@ -23,7 +23,7 @@ from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
 from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
-from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler
+from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)
@@ -272,17 +272,30 @@ class SegmentationDataModule(L.LightningDataModule):
             return 0, 0
         return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
 
+    def _replicas(self) -> tuple[int, int]:
+        """(processes, this process's rank) of the attached trainer; (1, 0) without one."""
+        trainer = self.trainer
+        if trainer is None or trainer.world_size <= 1:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
     def train_dataloader(self) -> DataLoader:
         dataset = self.dataset("train")
-        sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True)
+        replicas, rank = self._replicas()
+        sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True, num_replicas=replicas, rank=rank)
         return ResumableDataLoader(dataset, sampler=sampler, progress=self._progress, drop_last=False, **self._loader_kwargs())
 
-    def _eval_loader_kwargs(self) -> dict[str, Any]:
+    def _eval_loader(self, split: str) -> DataLoader:
+        dataset = self.dataset(split)
         # With patches, evaluation images keep their own (possibly different) sizes: one per batch.
-        return {**self._loader_kwargs(), **({"batch_size": 1} if self.patch_size else {})}
+        kwargs = {**self._loader_kwargs(), **({"batch_size": 1} if self.patch_size else {})}
+        replicas, rank = self._replicas()
+        if replicas == 1:
+            return DataLoader(dataset, shuffle=False, **kwargs)
+        return DataLoader(dataset, sampler=ShardSampler(len(dataset), replicas, rank), **kwargs)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("val"), shuffle=False, **self._eval_loader_kwargs())
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return DataLoader(self.dataset("test"), shuffle=False, **self._eval_loader_kwargs())
+        return self._eval_loader("test")

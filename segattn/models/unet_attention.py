@@ -116,7 +116,7 @@ class UNetAttention(nn.Module):
                 lo, hi = nearest_valid_sizes(size, multiple)
                 raise ValueError(
                     f"input {name} {size} is not divisible by 2**depth = {multiple} (depth={self.depth}); "
-                    f"nearest valid sizes: {lo} or {hi} (resize or pad the image, e.g. data.image_size={lo})"
+                    f"nearest valid sizes: {lo if lo == hi else f'{lo} or {hi}'} (resize or pad the image, e.g. data.image_size={lo})"
                 )
 
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMaps]:

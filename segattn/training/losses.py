@@ -77,15 +77,23 @@ class SegmentationLoss(nn.Module):
         self.register_buffer("class_weights", weight, persistent=False)
         self.dice = SoftDiceLoss(num_classes, ignore_index, include_background)
 
+    def cross_entropy(self, logits: Tensor, target: Tensor) -> Tensor:
+        """Mean cross-entropy over the pixels that are not ``ignore_index`` (weighted like
+        ``F.cross_entropy``), and 0 with zero gradient when every pixel of the batch is ignored:
+        ``F.cross_entropy`` would divide 0 by 0 and stop the run with a NaN loss."""
+        ignore = -100 if self.ignore_index is None else self.ignore_index
+        summed = F.cross_entropy(logits.float(), target, weight=self.class_weights, ignore_index=ignore, reduction="sum")
+        valid = target != ignore
+        if self.class_weights is None:
+            count = valid.sum()
+        else:
+            count = (self.class_weights[torch.where(valid, target, torch.zeros_like(target))] * valid).sum()
+        return summed / count.clamp(min=1e-12).to(summed.dtype)
+
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         total = logits.new_zeros((), dtype=torch.float32)
         if "ce" in self.name.split("+"):
-            total = total + F.cross_entropy(
-                logits.float(),
-                target,
-                weight=self.class_weights,
-                ignore_index=-100 if self.ignore_index is None else self.ignore_index,
-            )
+            total = total + self.cross_entropy(logits, target)
         if "dice" in self.name.split("+"):
             total = total + self.dice(logits, target)
         return total

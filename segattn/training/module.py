@@ -96,13 +96,17 @@ class SegmentationModule(L.LightningModule):
         loss = self.training_loss(batch["image"], batch["mask"])
         if not torch.isfinite(loss):
             where = f"epoch {self.current_epoch}, global step {self.global_step}, batch {batch_idx} (images {list(batch.get('name', []))[:4]})"
-            if self.hparams.nonfinite_loss == "skip":
-                log.warning("Skipping a batch with non-finite loss %s at %s", loss.item(), where)
+            if self.hparams.nonfinite_loss != "skip":
+                raise NonFiniteLossError(
+                    f"training loss is {loss.item()} at {where}; the run stopped and the last checkpoint was kept. "
+                    "Lower module.lr, check the data, or set module.nonfinite_loss=skip to skip such batches."
+                )
+            log.warning("Skipping a batch with non-finite loss %s at %s", loss.item(), where)
+            if self._trainer is None or self.trainer.world_size == 1:
                 return None  # Lightning skips the optimizer step for this batch
-            raise NonFiniteLossError(
-                f"training loss is {loss.item()} at {where}; the run stopped and the last checkpoint was kept. "
-                "Lower module.lr, check the data, or set module.nonfinite_loss=skip to skip such batches."
-            )
+            # Under DDP every process must join the gradient all-reduce and the logging below
+            # (Lightning refuses None there): this batch gets a zero loss with zero gradients.
+            loss = sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
         # Every logged step (no cross-process sync: cheap) and the epoch mean over every batch (synced).
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["image"]))
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
@@ -128,6 +132,10 @@ class SegmentationModule(L.LightningModule):
         # torchmetrics gathers the counts from every process in compute(), so the values are global.
         flat = flatten_scores(scores.compute(), split)
         scores.reset()
+        for key in (f"{split}/dice", f"{split}/iou"):
+            # Undefined when no scored class was seen: logged as NaN all the same, so a checkpoint
+            # callback monitoring it ranks the epoch last instead of failing on a missing key.
+            flat.setdefault(key, math.nan)
         headline = {k: v for k, v in flat.items() if k in (f"{split}/dice", f"{split}/iou")}
         self.log_dict(headline, prog_bar=True)
         self.log_dict({k: v for k, v in flat.items() if k not in headline})
@@ -153,10 +161,12 @@ class SegmentationModule(L.LightningModule):
         """
         trainer = self.trainer
         datamodule = trainer.datamodule
-        if trainer.max_steps is not None and trainer.max_steps > 0:
-            return trainer.max_steps
+        step_limit = trainer.max_steps if trainer.max_steps is not None and trainer.max_steps > 0 else None
+        max_epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+        if max_epochs is None:  # no epoch limit: the step limit alone (validation requires one)
+            return step_limit or 1
         if datamodule is None or not hasattr(datamodule, "dataset"):
-            return int(trainer.estimated_stepping_batches)
+            return int(trainer.estimated_stepping_batches)  # Lightning's estimate honours both limits
         per_rank = math.ceil(len(datamodule.dataset("train")) / trainer.world_size)
         batches = math.ceil(per_rank / datamodule.batch_size)
         limit = trainer.limit_train_batches
@@ -164,7 +174,10 @@ class SegmentationModule(L.LightningModule):
             batches = min(batches, limit)
         elif limit is not None and limit < 1.0:
             batches = int(batches * limit)
-        return max(1, math.ceil(batches / trainer.accumulate_grad_batches) * max(1, trainer.max_epochs))
+        per_epoch = math.ceil(batches / trainer.accumulate_grad_batches)
+        by_epochs = max(1, per_epoch * max_epochs)
+        # Whichever limit ends the run first sets the schedule's length.
+        return min(by_epochs, step_limit) if step_limit else by_epochs
 
     def configure_optimizers(self):
         hp = self.hparams

@@ -10,22 +10,32 @@ augmentations, as one left alone.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 
-class ResumableSampler(Sampler):
+class ResumableSampler(DistributedSampler):
     """Yields ``(epoch, index)`` for a permutation of ``range(length)`` seeded by ``(seed, epoch)``
     (or in order when ``shuffle`` is false); after ``resume_from(epoch, n)``, that epoch starts at
-    its n-th sample."""
+    this process's n-th sample.
 
-    def __init__(self, length: int, seed: int = 0, shuffle: bool = True) -> None:
+    With several processes (``num_replicas``), each takes every ``num_replicas``-th index of the
+    permutation from ``rank`` on, padded like ``DistributedSampler`` so all take the same number of
+    steps; the samples to skip on resuming are counted within the process's own share. Being a
+    ``DistributedSampler``, Lightning uses it as is instead of wrapping it.
+    """
+
+    def __init__(self, length: int, seed: int = 0, shuffle: bool = True, num_replicas: int = 1, rank: int = 0) -> None:
+        # DistributedSampler.__init__ would need a dataset and an initialised process group.
         self.length = length
         self.seed = seed
         self.shuffle = shuffle
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
         self._resume_epoch: int | None = None
         self._resume_start = 0
@@ -35,10 +45,11 @@ class ResumableSampler(Sampler):
         self.epoch = epoch
 
     def resume_from(self, epoch: int, samples_done: int) -> None:
+        """``samples_done``: samples this process trained on in ``epoch`` (batches done x batch size)."""
         self._resume_epoch, self._resume_start = epoch, samples_done
 
     def __len__(self) -> int:
-        return self.length
+        return math.ceil(self.length / self.num_replicas)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
@@ -47,11 +58,35 @@ class ResumableSampler(Sampler):
             order = torch.randperm(self.length, generator=generator).tolist()
         else:
             order = list(range(self.length))
+        if self.num_replicas > 1:
+            padded = len(self) * self.num_replicas
+            order = (order * math.ceil(padded / max(1, len(order))))[:padded]
+            order = order[self.rank :: self.num_replicas]
         start = 0
         if self._resume_epoch == epoch:
             start, self._resume_epoch = self._resume_start, None
         for index in order[start:]:
             yield epoch, index
+
+
+class ShardSampler(DistributedSampler):
+    """Evaluation order for one of several processes: indices ``rank, rank + n, ...`` of the split,
+    without the padding of ``DistributedSampler`` (which repeats images to even the shares, so they
+    would be scored twice). Shares differ by at most one image; the metrics sum counts across
+    processes, so every image counts exactly once."""
+
+    def __init__(self, length: int, num_replicas: int, rank: int) -> None:
+        self.length, self.num_replicas, self.rank = length, num_replicas, rank
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.num_replicas))
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.num_replicas))
 
 
 class ResumableDataLoader(DataLoader):

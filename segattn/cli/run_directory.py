@@ -1,0 +1,96 @@
+"""Checks of a run directory named with ``hydra.run.dir=``, made before Hydra starts.
+
+Hydra creates the run directory and rewrites ``<dir>/.hydra/`` (config, overrides) before any
+command code runs. So a directory that cannot be written, or that already holds another run, is
+checked here, from the command line itself: otherwise Hydra would fail with its own traceback, or
+would already have replaced the earlier run's ``.hydra/`` files when the command refuses the directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+#: What marks a directory as holding a run (training, evaluation or prediction).
+RUN_MARKERS = ("checkpoints", "tensorboard", "config.yaml", "metrics.json", "predictions", ".hydra")
+
+
+class RunDirectoryError(RuntimeError):
+    """The run directory holds another run, or cannot be written."""
+
+
+def override_value(argv: Sequence[str], key: str) -> str | None:
+    """The value of ``key=...`` (or ``+key=`` / ``++key=``) on a Hydra command line, last one wins."""
+    value = None
+    for arg in argv:
+        name, sep, rest = arg.lstrip("+").partition("=")
+        if sep and name == key:
+            value = rest.strip("'\"")
+    return value
+
+
+def writable_problem(directory: Path) -> str | None:
+    """Why ``directory`` cannot be created or written, or None when it can."""
+    if directory.exists() and not directory.is_dir():
+        return f"{directory} is a file, not a folder"
+    existing = directory
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, so no folder can be made under it"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def describe_existing_run(directory: Path) -> list[str]:
+    return [name for name in RUN_MARKERS if (directory / name).exists()]
+
+
+def check_before_hydra(argv: Sequence[str], command: str) -> None:
+    """Raise ``RunDirectoryError`` when ``hydra.run.dir=`` names a folder that cannot be written,
+    or one that holds another run (for train.py: unless resuming the run in it)."""
+    if rank_zero_only.rank != 0 or "-m" in argv or "--multirun" in argv:
+        return  # other processes of a DDP run join the directory rank 0 has checked; sweeps use hydra.sweep.dir
+    value = override_value(argv, "hydra.run.dir")
+    if not value:
+        return  # the default directory is new (named after the start time)
+    directory = Path(value)
+    problem = writable_problem(directory)
+    if problem:
+        raise RunDirectoryError(f"hydra.run.dir={value}: {problem}; nothing was written. Set hydra.run.dir= to a writable folder")
+    existing = describe_existing_run(directory) if directory.is_dir() else []
+    if not existing:
+        return
+    if command == "train":
+        ckpt_path = override_value(argv, "ckpt_path")
+        if ckpt_path and directory.resolve() in Path(ckpt_path).resolve().parents:
+            return  # resuming the run that lives here
+    raise RunDirectoryError(already_holds_a_run(directory, existing, command, f"hydra.run.dir={value}"))
+
+
+def already_holds_a_run(directory: Path, existing: list[str], command: str, where: str | None = None) -> str:
+    """The refusal message: what is there, that nothing was touched, and what to do instead."""
+    text = f"{where or 'run directory ' + str(directory)}: the folder already holds a run ({', '.join(existing)}); nothing was overwritten. Choose another hydra.run.dir=..."
+    last = directory / "checkpoints" / "last.ckpt"
+    if command == "train":
+        if last.is_file():
+            text += f", or resume that run with ckpt_path={last}"
+        else:
+            text += " (it holds no checkpoints/last.ckpt to resume from: the run ended before its first checkpoint; remove the folder to reuse it)"
+    else:
+        text += " (evaluate.py and segattn-predict write their results into a run directory of their own)"
+    return text
+
+
+def exit_if_unusable(command: str, argv: Sequence[str] | None = None) -> None:
+    """``check_before_hydra`` for a command's ``main()``: one message and exit code 2."""
+    try:
+        check_before_hydra(sys.argv[1:] if argv is None else argv, command)
+    except RunDirectoryError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        sys.exit(2)
