@@ -196,7 +196,9 @@ def test_yaml_roots_and_loader_defaults(tmp_path):
     for name, folder in expected.items():
         cfg = compose(name, tmp_path)
         assert cfg.data.root == str(tmp_path / folder)
-        assert (cfg.data.num_workers, cfg.data.persistent_workers, cfg.data.pin_memory) == (2, True, False)
+        assert (cfg.data.num_workers, cfg.data.persistent_workers, cfg.data.pin_memory) == (2, True, None)
+    # pin_memory null: pinned host memory exactly when CUDA is there to copy to
+    assert instantiate(compose("synthetic", tmp_path).data).pin_memory == torch.cuda.is_available()
     synthetic = compose("synthetic", tmp_path).data
     assert synthetic.num_workers == 0 and "root" not in synthetic
 
