@@ -80,3 +80,13 @@ def real_data_dir() -> Path:
     if not path.is_dir():
         pytest.fail(f"SEGATTN_DATA_DIR={value} is not a folder")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """One smoke training run (tiny model, generated data) shared by the command-line tests."""
+    from tests.test_cli import run
+
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    run("train.py", "experiment=smoke", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false")
+    return run_dir

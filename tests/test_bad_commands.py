@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tests.test_bad_inputs import folder
-from tests.test_cli import run, smoke_run  # noqa: F401 - the shared smoke training run
+from tests.test_cli import run
 
 FOLDER = ["data=folder", "data.image_size=16", "data.batch_size=2", "model.depth=2", "model.base_channels=8", "model.heads=2",
           "trainer.max_epochs=1", "callbacks.attention_images=null", "trainer.enable_progress_bar=false"]
@@ -53,7 +53,7 @@ def test_4_a_worker_error_is_the_clean_message(tmp_path):
     assert "Original Traceback" not in text and "DataLoader worker" not in text
 
 
-def test_8_12_13_evaluate_and_predict_refuse_cleanly(smoke_run, tmp_path):  # noqa: F811
+def test_8_12_13_evaluate_and_predict_refuse_cleanly(smoke_run, tmp_path):
     refused(run("evaluate.py", f"hydra.run.dir={tmp_path / 'e1'}", check=False), "missing required setting ckpt_path", "ckpt_path=<run dir>/checkpoints/best.ckpt")
     refused(run("segattn-predict", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}", f"hydra.run.dir={tmp_path / 'p1'}", check=False),
             "missing required setting input_dir")
@@ -76,7 +76,7 @@ def test_8_12_13_evaluate_and_predict_refuse_cleanly(smoke_run, tmp_path):  # no
     assert json.loads((tmp_path / "e4" / "metrics.json").read_text())["num_images"] == 3
 
 
-def test_14_15_16_run_and_output_directories_are_never_replaced(smoke_run, tmp_path):  # noqa: F811
+def test_14_15_16_run_and_output_directories_are_never_replaced(smoke_run, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     refused(run("train.py", "experiment=smoke", f"hydra.run.dir={blocker / 'run'}", check=False), "is a file, so no folder can be made under it")

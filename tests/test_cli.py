@@ -36,13 +36,6 @@ def tensorboard_tags(run_dir: Path) -> dict:
     return acc.Tags()
 
 
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    run("train.py", "experiment=smoke", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false")
-    return run_dir
-
-
 def test_smoke_training_writes_checkpoints_config_and_tensorboard(smoke_run):
     assert (smoke_run / "checkpoints" / "last.ckpt").is_file()
     assert (smoke_run / "checkpoints" / "best.ckpt").is_file()
@@ -122,6 +115,18 @@ def test_resume_continues_at_the_right_epoch_and_step(smoke_run, tmp_path):
     assert "trainer.max_epochs: 3 in the checkpoint, 5 now" in message and "module.lr: 0.003 in the checkpoint, 0.01 now" in message
     assert f"init_from={last}" in message and "Traceback" not in message
     assert not (tmp_path / "longer" / "checkpoints").exists()
+
+
+def test_last_checkpoint_is_the_final_state_even_when_val_dice_stops_improving(tmp_path):
+    """Lightning 2.6 refreshes a ModelCheckpoint's "last" file only when its top-k changes; with
+    a learning rate of ~0 val/dice never improves after epoch 1, and last.ckpt must still be the
+    state after the final epoch (what resume and "the last checkpoint" mean)."""
+    run_dir = tmp_path / "flat"
+    run("train.py", "experiment=smoke", f"hydra.run.dir={run_dir}", "trainer.max_epochs=3", "module.lr=1e-12")
+    last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    assert last["global_step"] == 3 * 4 and last["epoch"] == 3  # epochs completed
+    assert best["global_step"] == 4  # the first epoch's score was never beaten
 
 
 def test_init_from_starts_a_new_run_from_the_weights(smoke_run, tmp_path):
