@@ -117,16 +117,18 @@ def test_resume_continues_at_the_right_epoch_and_step(smoke_run, tmp_path):
     assert not (tmp_path / "longer" / "checkpoints").exists()
 
 
-def test_last_checkpoint_is_the_final_state_even_when_val_dice_stops_improving(tmp_path):
-    """Lightning 2.6 refreshes a ModelCheckpoint's "last" file only when its top-k changes; with
-    a learning rate of ~0 val/dice never improves after epoch 1, and last.ckpt must still be the
-    state after the final epoch (what resume and "the last checkpoint" mean)."""
+def test_last_checkpoint_is_the_final_state_even_when_the_best_stops_improving(tmp_path):
+    """Lightning 2.6 refreshes a ModelCheckpoint's "last" file only when its top-k changes, so with
+    the step checkpoint writing last.ckpt at step 10 and no improvement after epoch 1, last.ckpt
+    stayed at step 10 of 12. It must be the state after the final epoch (what resuming and "the last
+    checkpoint" mean). The monitored value here (epoch, minimised) never improves after epoch 1."""
     run_dir = tmp_path / "flat"
-    run("train.py", "experiment=smoke", f"hydra.run.dir={run_dir}", "trainer.max_epochs=3", "module.lr=1e-12")
+    run("train.py", "experiment=smoke", f"hydra.run.dir={run_dir}", "trainer.max_epochs=3", "callbacks.model_checkpoint.monitor=epoch",
+        "callbacks.model_checkpoint.mode=min", "callbacks.step_checkpoint.every_n_train_steps=5")
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     best = torch.load(run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
-    assert last["global_step"] == 3 * 4 and last["epoch"] == 3  # epochs completed
-    assert best["global_step"] == 4  # the first epoch's score was never beaten
+    assert last["global_step"] == 3 * 4  # 16 images / batch 4, 3 epochs
+    assert best["global_step"] == 4  # the first epoch was never beaten
 
 
 def test_init_from_starts_a_new_run_from_the_weights(smoke_run, tmp_path):
