@@ -34,6 +34,7 @@ import torch
 
 from benchmarks.common import MIB, PeakMemory, REPO_ROOT, emit, machine_line, markdown_table, measure_in_subprocess
 from benchmarks.quality import run
+from segattn.inference import window_starts
 
 PIPELINES = {
     "resize to 256²": ("isbi2012", []),
@@ -91,9 +92,9 @@ def memory_rows(args: argparse.Namespace) -> list[list[object]]:
     for h, w in MEMORY_SIZES:
         case = {"size": [h, w], "window": args.window, "batch_size": args.window_batch, "base_channels": args.base_channels}
         result = measure_in_subprocess(Path(__file__), case)
-        windows = len(range(0, max(1, h - args.window) + 1, args.window // 2)) * len(range(0, max(1, w - args.window) + 1, args.window // 2))
+        windows = len(window_starts(h, args.window, 0.5)) * len(window_starts(w, args.window, 0.5))
         map_mib = 2 * h * w * 4 / MIB
-        rows.append([f"{w}×{h}", f"~{windows}", f"{map_mib:.0f}", f"{result['peak'] / MIB:,.0f}", f"{result['seconds']:.0f}"])
+        rows.append([f"{w}×{h}", f"{windows}", f"{map_mib:.0f}", f"{result['peak'] / MIB:,.0f}", f"{result['seconds']:.0f}"])
     return rows
 
 

@@ -109,10 +109,11 @@ def test_resume_continues_at_the_right_epoch_and_step(smoke_run, tmp_path):
 
     # A longer run or another schedule is not the same run: refused, naming what changed.
     proc = run("train.py", "experiment=smoke", f"hydra.run.dir={tmp_path / 'longer'}", "trainer.max_epochs=5", "module.lr=0.01",
-               f"ckpt_path={last}", check=False)
+               "module.scheduler=cosine", f"ckpt_path={last}", check=False)
     assert proc.returncode == 2
     message = proc.stdout + proc.stderr
     assert "trainer.max_epochs: 3 in the checkpoint, 5 now" in message and "module.lr: 0.003 in the checkpoint, 0.01 now" in message
+    assert "module.scheduler: 'onecycle' in the checkpoint, 'cosine' now" in message
     assert f"init_from={last}" in message and "Traceback" not in message
     assert not (tmp_path / "longer" / "checkpoints").exists()
 
