@@ -1,13 +1,10 @@
-"""Pictures for people: overlays of label maps and heatmaps of attention, as (3, H, W) floats in [0, 1].
-
-Written with torch alone (no plotting library) so the TensorBoard callback, ``evaluate.py`` and
-``segattn-predict`` share one renderer.
-"""
+"""Overlays of label maps on images, as (3, H, W) floats in [0, 1], for the files that
+``evaluate.py save_predictions=true`` and ``segattn-predict`` write (the TensorBoard figures are
+drawn with matplotlib in ``segattn.figures``)."""
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 # Background black-ish, then distinct colours per class.
@@ -37,38 +34,6 @@ def overlay_mask(image: Tensor, mask: Tensor, alpha: float = 0.5) -> Tensor:
     colours = colorize(mask)
     blend = (mask.detach().cpu() > 0).float().unsqueeze(0) * alpha
     return image * (1 - blend) + colours * blend
-
-
-def heatmap(values: Tensor, normalize: bool = True) -> Tensor:
-    """(H, W) values → (3, H, W) colours, blue (low) → green → yellow → red (high).
-
-    ``normalize`` min–max scales (attention rows, whose scale depends on the token count); without
-    it values are taken as already in [0, 1] (gates), so maps of different epochs compare."""
-    v = values.detach().float().cpu()
-    if normalize:
-        v = (v - v.amin()) / (v.amax() - v.amin()).clamp_min(1e-12)
-    v = v.clamp(0, 1)
-    r = (2 * v - 0.5).clamp(0, 1)
-    g = (1.5 - (2 * v - 1).abs() * 1.5).clamp(0, 1)
-    b = (1.0 - 2 * v).clamp(0, 1)
-    return torch.stack([r, g, b])
-
-
-def overlay_heatmap(image: Tensor, values: Tensor, alpha: float = 0.6, normalize: bool = True) -> Tensor:
-    """Blend a heatmap of ``values`` (any size, resized bilinearly) over a display image."""
-    values = F.interpolate(values[None, None].float(), size=image.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-    return image * (1 - alpha) + heatmap(values, normalize) * alpha
-
-
-def mark_point(image: Tensor, row: int, col: int, radius: int = 2) -> Tensor:
-    """Draw a white square with a black border around (row, col), to show an attention query."""
-    out = image.clone()
-    h, w = out.shape[-2:]
-    r0, r1 = max(0, row - radius - 1), min(h, row + radius + 2)
-    c0, c1 = max(0, col - radius - 1), min(w, col + radius + 2)
-    out[:, r0:r1, c0:c1] = 0.0
-    out[:, max(0, row - radius) : min(h, row + radius + 1), max(0, col - radius) : min(w, col + radius + 1)] = 1.0
-    return out
 
 
 def to_uint8(image: Tensor) -> Tensor:

@@ -6,7 +6,6 @@ import itertools
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from segattn.inference import InferenceSettings, gaussian_importance, predict_probabilities, sliding_window_probabilities, window_starts
 from segattn.models import UNetAttention

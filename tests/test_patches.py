@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from segattn.data import FolderDataModule, ISBI2012DataModule
+from segattn.data import ISBI2012DataModule
 from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,3 +153,46 @@ def test_native_resolution_scores_resized_predictions_on_the_original_masks(tmp_
         fp += ((pred == 1) & (truth != 1)).sum()
         fn += ((pred != 1) & (truth == 1)).sum()
     assert metrics["dice"]["mean"] == pytest.approx(2 * tp / (2 * tp + fp + fn), abs=1e-6)
+
+
+def test_patch_and_window_settings_are_checked_before_training():
+    from segattn.config.validation import inference_problems
+
+    base = dict(mode="sliding_window", window=None, overlap=0.5, batch_size=4, tta=False)
+    assert inference_problems(base, {"patch_size": 256}, 4) == []
+    problems = inference_problems({**base, "window": 100}, {"patch_size": 200}, 4)
+    assert any("data.patch_size: got 200; must be a multiple of 2**model.depth = 16 (e.g. 192)" in p for p in problems)
+    assert any("inference.window: got 100" in p for p in problems)
+    assert any("without data.patch_size" in p for p in inference_problems(base, {"patch_size": None}, 4))
+    assert any("set inference.mode=sliding_window" in p for p in inference_problems({**base, "mode": "resize"}, {"patch_size": 64}, 4))
+
+
+def test_central_window_has_one_size_for_images_of_any_size():
+    from segattn.training.attention_images import central_window
+
+    items = [{"image": torch.randn(3, h, w), "mask": torch.zeros(h, w, dtype=torch.long), "name": "x"} for h, w in [(300, 500), (20, 30), (64, 64)]]
+    windows = [central_window(it, 50, 16, pad_label=255) for it in items]
+    assert all(w["image"].shape == (3, 64, 64) and w["mask"].shape == (64, 64) for w in windows)
+    assert (windows[1]["mask"] == 255).sum() == 64 * 64 - 20 * 30  # padding is ignored
+    torch.stack([w["image"] for w in windows])  # one batch
+
+
+def test_inference_setup_of_evaluate_and_predict(tiny_isbi):
+    from segattn.cli.inference_setup import prepare_inference
+    from segattn.config import ConfigError
+    from segattn.training.module import SegmentationModule
+
+    net = dict(in_channels=1, depth=2, base_channels=8, heads=2)
+    resized = ISBI2012DataModule(root=str(tiny_isbi), image_size=16)
+    module = SegmentationModule(net=net, class_names=["cell", "membrane"])
+    prepare_inference(module, resized, {"mode": "sliding_window", "tta": None})
+    assert module.window == 16 and resized.native_size  # the window of the training size, images at native scale
+    assert resized.dataset("test")[0]["image"].shape == (1, 32, 32) and resized.test_dataloader().batch_size == 1
+    patches = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16)
+    module = SegmentationModule(net=net, class_names=["cell", "membrane"], inference={"mode": "sliding_window", "window": 16})
+    with pytest.raises(ConfigError, match="sliding window only"):
+        prepare_inference(module, patches, {"mode": "resize"})
+    with pytest.raises(ConfigError, match=r"inference.window: got 10; the model needs a multiple of 2\*\*depth = 4"):
+        prepare_inference(module, patches, {"window": 10})
+    with pytest.raises(ConfigError, match=r"inference: unknown keys \['stride'\]"):
+        prepare_inference(module, patches, {"stride": 3})

@@ -22,6 +22,7 @@ from PIL import Image
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
 from segattn.cli.common import check_classes_match, datamodule_from_checkpoint, pick_device, run_or_exit
+from segattn.cli.inference_setup import prepare_inference
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.config import ConfigError
 from segattn.data.base import as_image_tensor
@@ -29,7 +30,6 @@ from segattn.cli.run_directory import exit_if_unusable
 from segattn.data.checks import check_samples
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.patches import rescale
-from segattn.inference import InferenceSettings
 from segattn.training.attention_stats import AttentionStats
 from segattn.visualization import display_image, overlay_mask, to_uint8
 
@@ -52,6 +52,10 @@ def evaluate(cfg: DictConfig) -> dict:
     module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
     datamodule = datamodule_from_checkpoint(checkpoint, OmegaConf.to_container(cfg.data), cfg.ckpt_path)
     check_classes_match(checkpoint, datamodule, cfg.ckpt_path)
+    datamodule.cache = False  # one pass over one split: nothing to gain from decoding every split first
+    prepare_inference(module, datamodule, OmegaConf.to_container(cfg.inference))
+    if cfg.resolution not in RESOLUTIONS:
+        raise ConfigError(f"resolution: got {cfg.resolution!r}; allowed: {', '.join(RESOLUTIONS)}")
     datamodule.setup("test" if cfg.split == "test" else "validate")
     if len(datamodule.dataset(cfg.split)) == 0:
         sizes = {split: len(datamodule.dataset(split)) for split in ("train", "val", "test")}
@@ -65,12 +69,6 @@ def evaluate(cfg: DictConfig) -> dict:
     if cfg.get("check_data", True):
         check_samples(datamodule, (cfg.split,))
     hp = checkpoint["hyper_parameters"]
-    try:
-        configure_inference(module, OmegaConf.to_container(cfg.inference))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if cfg.resolution not in RESOLUTIONS:
-        raise ConfigError(f"resolution: got {cfg.resolution!r}; allowed: {', '.join(RESOLUTIONS)}")
     scores = module.test_scores  # built from the checkpoint's classes, ignore_index and background setting
     scores.reset()
     output_dir = Path(cfg.paths.output_dir)
@@ -80,7 +78,9 @@ def evaluate(cfg: DictConfig) -> dict:
     net = module.net
     # The maps come from the explicit path of a single forward pass (resize mode, no flips).
     single_pass = module.inference.mode == "resize" and not module.inference.tta
-    with_attention = cfg.attention_stats and single_pass and (net.self_attention is not None or net.cross_attention is not None)
+    with_attention = (
+        cfg.attention_stats and single_pass and cfg.resolution == "model" and (net.self_attention is not None or net.cross_attention is not None)
+    )
     attention = AttentionStats(hp.get("ignore_index"))
     batches = native_batches(datamodule.dataset(cfg.split)) if cfg.resolution == "native" else loader
     with torch.inference_mode():
@@ -89,8 +89,7 @@ def evaluate(cfg: DictConfig) -> dict:
             if with_attention:
                 # The explicit path gives the same logits (tested) and the maps besides.
                 logits, maps = net(images, return_attention=True)
-                if logits.shape[-2:] == masks.shape[-2:]:
-                    attention.update(maps, masks)
+                attention.update(maps, masks)
             else:
                 logits = module.predict_logits(images)
             if logits.shape[-2:] != masks.shape[-2:]:  # the model ran on a resized image: back to the mask's pixels
@@ -128,19 +127,6 @@ def evaluate(cfg: DictConfig) -> dict:
     print(format_table(result))
     log.info("Wrote %s", output_dir / "metrics.json")
     return result
-
-
-def configure_inference(module, overrides: dict) -> None:
-    """Inference settings: the training run's (saved in the checkpoint), with the non-null keys
-    of the ``inference`` block of this command applied."""
-    saved = asdict(module.inference)
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(given) - set(saved) - {"window"})
-    if unknown:
-        raise ValueError(f"inference: unknown keys {unknown}; allowed: {', '.join([*saved, 'window'])}")
-    window = given.pop("window", None)
-    module.inference = InferenceSettings(**{**saved, **given})
-    module.window = window or module.window
 
 
 def native_batches(dataset):

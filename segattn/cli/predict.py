@@ -22,12 +22,12 @@ from PIL import Image
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
 from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
-from segattn.cli.evaluate import configure_inference
+from segattn.cli.inference_setup import prepare_inference
 from segattn.config import ConfigError
 from segattn.data.patches import rescale
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.cli.run_directory import exit_if_unusable
-from segattn.data.errors import DatasetContentError
+from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
 from segattn.visualization import overlay_mask, to_uint8
 
@@ -85,12 +85,7 @@ def predict(cfg: DictConfig) -> list[Path]:
     checkpoint = load_checkpoint(cfg.ckpt_path)
     module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
     datamodule = datamodule_from_checkpoint(checkpoint, None, cfg.ckpt_path)
-    try:
-        configure_inference(module, OmegaConf.to_container(cfg.inference))
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if module.inference.mode == "sliding_window" and not datamodule.patch_size:
-        datamodule.patch_size = module.window or datamodule.image_size  # native scale, no resizing
+    prepare_inference(module, datamodule, OmegaConf.to_container(cfg.inference))
     transform = datamodule.eval_transform
     grey = module.net.in_channels == 1
 
@@ -118,7 +113,7 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(predict, cfg, (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, DatasetContentError))
+    run_or_exit(predict, cfg, (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, DatasetContentError, DatasetLayoutError))
 
 
 def main() -> None:

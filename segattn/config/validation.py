@@ -117,7 +117,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     if module.get("nonfinite_loss") not in NONFINITE_POLICIES:
         problems.append(f"module.nonfinite_loss: got {module.get('nonfinite_loss')!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
     problems += data_problems(data)
-    problems += inference_problems(OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data)
+    problems += inference_problems(OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data, model.get("depth"))
 
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
@@ -139,8 +139,9 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
 
-def inference_problems(inference: dict, data: dict) -> list[str]:
-    """The ``inference`` block: known keys and values, and sliding windows for patch training."""
+def inference_problems(inference: dict, data: dict, depth: object) -> list[str]:
+    """The ``inference`` block: known keys and values; sliding windows go with patch training,
+    and patches and windows fit the network (multiples of 2**depth)."""
     from segattn.inference import InferenceSettings
 
     problems = []
@@ -151,11 +152,23 @@ def inference_problems(inference: dict, data: dict) -> list[str]:
         return [f"inference: {err}; allowed keys: {allowed}"]
     except ValueError as err:
         return [str(err)]
-    if data.get("patch_size") and settings.mode != "sliding_window":
+    patch_size = data.get("patch_size")
+    if patch_size and settings.mode != "sliding_window":
         problems.append(
-            f"inference.mode: got {settings.mode!r} with data.patch_size={data['patch_size']}; patch-trained models validate "
+            f"inference.mode: got {settings.mode!r} with data.patch_size={patch_size}; patch-trained models validate "
             "at native scale: set inference.mode=sliding_window"
         )
+    if not patch_size and settings.mode == "sliding_window":
+        problems.append(
+            "inference.mode: got 'sliding_window' without data.patch_size; a run on resized images validates them at "
+            "data.image_size (inference.mode=resize); set data.patch_size to train at native scale, or slide a window "
+            "later with evaluate.py / segattn-predict inference.mode=sliding_window"
+        )
+    if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 1:
+        multiple = 2**depth
+        for key, value in (("data.patch_size", patch_size), ("inference.window", settings.window)):
+            if isinstance(value, int) and value % multiple:
+                problems.append(f"{key}: got {value}; must be a multiple of 2**model.depth = {multiple} (e.g. {max(multiple, value // multiple * multiple)})")
     return problems
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import albumentations as A
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from segattn.data.errors import DatasetLayoutError
 from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
@@ -186,6 +187,8 @@ class SegmentationDataModule(L.LightningDataModule):
         self.foreground_fraction = float(foreground_fraction)
         self._train_transform = train_transform
         self._eval_transform = eval_transform
+        self._eval_transform_given = eval_transform is not None
+        self.native_size = False  # evaluation images at native size (patches, or keep_native_size())
         self._datasets: dict[str, SegmentationDataset] | None = None
 
     # --- what subclasses provide -------------------------------------------------------------
@@ -211,7 +214,8 @@ class SegmentationDataModule(L.LightningDataModule):
         """The given eval pipeline, else resize to ``image_size`` (with patches: keep the native
         size, for sliding-window inference) and normalise."""
         if self._eval_transform is None:
-            self._eval_transform = eval_pipeline(None if self.patch_size else self.image_size, self.normalization())
+            native = self.patch_size or self.native_size
+            self._eval_transform = eval_pipeline(None if native else self.image_size, self.normalization())
         return self._eval_transform
 
     @property
@@ -223,6 +227,17 @@ class SegmentationDataModule(L.LightningDataModule):
                 augment=self.augment, vertical_flip=self.vertical_flip,
             )
         return self._train_transform
+
+    def keep_native_size(self) -> None:
+        """Evaluation images at their native size, not resized to ``image_size`` (for sliding-window
+        inference of a model trained on resized images). Before ``setup``."""
+        if self._eval_transform_given:
+            raise DatasetLayoutError(
+                "inference.mode=sliding_window needs the images at native size, but this run's data.eval_transform is a "
+                "custom pipeline (it may resize); use inference.mode=resize, or data.eval_transform=null"
+            )
+        self.native_size = True
+        self._eval_transform = None
 
     def to_tensor(self, image: np.ndarray | torch.Tensor) -> torch.Tensor:
         """A transformed image (array, or tensor from ToTensorV2) as the model's input (C, H, W)."""
@@ -287,8 +302,8 @@ class SegmentationDataModule(L.LightningDataModule):
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.dataset(split)
-        # With patches, evaluation images keep their own (possibly different) sizes: one per batch.
-        kwargs = {**self._loader_kwargs(), **({"batch_size": 1} if self.patch_size else {})}
+        # At native size, evaluation images keep their own (possibly different) sizes: one per batch.
+        kwargs = {**self._loader_kwargs(), **({"batch_size": 1} if self.patch_size or self.native_size else {})}
         replicas, rank = self._replicas()
         if replicas == 1:
             return DataLoader(dataset, shuffle=False, **kwargs)

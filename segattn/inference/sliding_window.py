@@ -79,8 +79,9 @@ def sliding_window_probabilities(
     probabilities = torch.zeros(b, num_classes, ph, pw, device=out_device)
     weight = torch.zeros(1, 1, ph, pw, device=out_device)
     boxes = [(y, x) for y in window_starts(ph, wh, overlap) for x in window_starts(pw, ww, overlap)]
+    placed = importance.to(out_device)
     for (y, x) in boxes:
-        weight[..., y : y + wh, x : x + ww] += importance.to(out_device)
+        weight[..., y : y + wh, x : x + ww] += placed
     for index in range(b):
         for start in range(0, len(boxes), batch_size):
             chunk = boxes[start : start + batch_size]

@@ -27,19 +27,6 @@ class Down(nn.Sequential):
         super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels))
 
 
-class ConvBNAct(nn.Sequential):
-    """1×1 conv → BatchNorm → optional activation: the projections of the attention modules."""
-
-    def __init__(self, in_channels: int, out_channels: int, activation: nn.Module | None = None) -> None:
-        layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-        ]
-        if activation is not None:
-            layers.append(activation)
-        super().__init__(*layers)
-
-
 class Up(nn.Module):
     """Decoder step: upsample the coarse feature ×2 to the skip's channels, concatenate, double conv.
 

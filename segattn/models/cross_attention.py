@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segattn.models.attention import check_heads, heads_for, multihead_attention
+from segattn.models.attention import heads_for, multihead_attention
 from segattn.models.positional_encoding import sincos_2d
 
 GATE_CHANNELS = ("one", "skip")
@@ -69,8 +69,7 @@ class MultiHeadCrossAttentionGate(nn.Module):
             raise ValueError(f"{where}: gate_init must lie in (0, 1), got {gate_init}")
         if gate_channels not in GATE_CHANNELS:
             raise ValueError(f"{where}: gate_channels must be one of {GATE_CHANNELS}, got {gate_channels!r}")
-        self.heads = heads_for(skip_channels, head_dim, where)
-        check_heads(skip_channels, self.heads, where)
+        self.heads = heads_for(skip_channels, head_dim, where)  # always divides the channels
         self.max_tokens = max_tokens
         self.coarse_norm = nn.LayerNorm(coarse_channels)
         self.skip_norm = nn.LayerNorm(skip_channels)

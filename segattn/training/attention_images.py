@@ -7,7 +7,6 @@ model's explicit attention path; training and validation stay on the fused path.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import fields, is_dataclass, replace
 
 import torch
@@ -20,8 +19,6 @@ from segattn.figures import (
     varied_sample, worst_k,
 )
 from segattn.training.attention_stats import AttentionStats
-
-log = logging.getLogger(__name__)
 
 
 def metrics_step(trainer: Trainer) -> int:
@@ -161,15 +158,15 @@ class AttentionImageLogger(Callback):
 
 
 def central_window(item: dict, size: int, multiple: int, pad_label: int) -> dict:
-    """The central ``size``² window of a native-size item (padded up to a multiple of 2**depth,
-    the mask with the ignore label), so patch-trained models get figures of what they see."""
+    """The central window of a native-size item, always ``size`` rounded up to a multiple of
+    2**depth on each side (cropped, or padded with the ignore label), so patch-trained models get
+    figures of what they see and items of different sizes stack into one batch."""
+    side = -(-size // multiple) * multiple
     image, mask = item["image"], item["mask"]
     h, w = mask.shape
-    side_h = -(-min(size, h) // multiple) * multiple
-    side_w = -(-min(size, w) // multiple) * multiple
-    top, left = max(0, (h - side_h) // 2), max(0, (w - side_w) // 2)
-    image, mask = image[:, top : top + side_h, left : left + side_w], mask[top : top + side_h, left : left + side_w]
-    ph, pw = side_h - mask.shape[0], side_w - mask.shape[1]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    image, mask = image[:, top : top + side, left : left + side], mask[top : top + side, left : left + side]
+    ph, pw = side - mask.shape[0], side - mask.shape[1]
     if ph or pw:
         image = torch.nn.functional.pad(image, (0, pw, 0, ph))
         mask = torch.nn.functional.pad(mask, (0, pw, 0, ph), value=pad_label)

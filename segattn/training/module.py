@@ -72,11 +72,13 @@ class SegmentationModule(L.LightningModule):
             self.net = self.net.to(memory_format=torch.channels_last)
         # Kept out of the registered submodules so the state dict has the plain ``net.*`` keys.
         object.__setattr__(self, "_compiled_net", torch.compile(self.net) if compile else None)
+        object.__setattr__(self, "_compiled_aux", torch.compile(self.net.forward_with_aux) if compile and self.net.aux_heads else None)
+
+    def _layout(self, x: Tensor) -> Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.hparams.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return (self._compiled_net or self.net)(x)
+        return (self._compiled_net or self.net)(self._layout(x))
 
     def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
         """The criterion on the logits, plus, with deep supervision, on each auxiliary head's
@@ -84,7 +86,7 @@ class SegmentationModule(L.LightningModule):
         sum is divided by the total weight so the loss stays on the same scale)."""
         if not self.net.aux_heads:
             return self.criterion(self(images), masks)
-        logits, aux = self.net.forward_with_aux(images)
+        logits, aux = (self._compiled_aux or self.net.forward_with_aux)(self._layout(images))
         total, weight = self.criterion(logits, masks), 1.0
         for level, aux_logits in enumerate(aux, start=1):
             stride, w = 2**level, 0.5**level
@@ -120,7 +122,8 @@ class SegmentationModule(L.LightningModule):
             return self(images)
         window = self.window or max(images.shape[-2:])
         probs = predict_probabilities(self, images, self.net.num_classes, self.inference, window, 2**self.net.depth)
-        return probs.clamp_min(1e-8).log()
+        # Very large maps are accumulated on the CPU; the losses and metrics expect the images' device.
+        return probs.clamp_min(1e-8).log().to(images.device)
 
     def _evaluate_batch(self, batch: dict, split: str, scores: SegmentationScores) -> None:
         logits = self.predict_logits(batch["image"])

@@ -1,0 +1,44 @@
+"""The inference settings of ``evaluate.py`` and ``segattn-predict``, set up one way for both."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from segattn.config import ConfigError
+from segattn.inference import InferenceSettings
+
+
+def prepare_inference(module, datamodule, overrides: dict | None) -> None:
+    """The training run's inference settings (saved in the checkpoint) with the non-null keys of
+    the command's ``inference`` block applied, checked as training checks them.
+
+    A patch-trained model runs only by sliding window (its data has no training size to resize
+    to). A model trained on resized images can slide a window too: its images then stay at native
+    scale (the data module stops resizing) and the window defaults to ``data.image_size``. Call
+    before the data module is set up.
+    """
+    saved = asdict(module.inference)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(given) - set(saved) - {"window"})
+    if unknown:
+        raise ConfigError(f"inference: unknown keys {unknown}; allowed: {', '.join([*saved, 'window'])}")
+    window = given.pop("window", None)
+    try:
+        settings = InferenceSettings(**{**saved, **given})
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    patch_size = getattr(datamodule, "patch_size", None)
+    if patch_size and settings.mode != "sliding_window":
+        raise ConfigError(
+            f"inference.mode: got {settings.mode!r} for a model trained on {patch_size}² patches at native scale; "
+            "it segments whole images by sliding window only: inference.mode=sliding_window"
+        )
+    if settings.mode == "sliding_window":
+        window = window or module.window or patch_size or datamodule.image_size
+        multiple = 2**module.net.depth
+        if window % multiple:
+            raise ConfigError(f"inference.window: got {window}; the model needs a multiple of 2**depth = {multiple}")
+        module.window = window
+        if not patch_size:
+            datamodule.keep_native_size()
+    module.inference = settings
