@@ -5,8 +5,8 @@ Run from the repository root:
 
 For each dataset (Oxford-IIIT Pet binary at 128 px / 20 epochs, ISBI-2012 at 256 px / 40 epochs,
 both batch 16, from ``$SEGATTN_DATA_DIR``; budgets from ``configs/experiment``), each model and
-each seed, this runs ``train.py`` and then ``evaluate.py`` on the **last** checkpoint (no
-checkpoint selection) on the held-out split (Oxford: the official test list; ISBI-2012: slices
+each seed, this runs ``train.py`` and then ``evaluate.py`` with the checkpoint of the best
+``val/dice`` (chosen on the validation images) on the held-out split (Oxford: the official test list; ISBI-2012: slices
 24–29), and prints a Markdown table of mean ± std over the seeds. Models:
 
 - ``reference``: the minimal recipe of a 100-line U-Net, built from segattn's plain model and
@@ -89,31 +89,25 @@ def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Names
     if args.max_samples:
         overrides.append(f"data.max_samples={args.max_samples}")
     name = f"{dataset}-{model}-seed{seed}"
-    last = run_dir / "checkpoints" / "last.ckpt"
+    best = run_dir / "checkpoints" / "best.ckpt"
     timing = run_dir / "train_seconds.txt"
     if finished(run_dir) and timing.is_file():  # --resume: a run finished by an earlier invocation
         seconds = float(timing.read_text())
     else:
         seconds = run([sys.executable, "train.py", *overrides], workdir / f"{name}-train.log")
         timing.write_text(f"{seconds:.1f}\n")
-    eval_dir = run_dir / f"eval-{args.split}"
+    eval_dir = run_dir / f"eval-{args.split}-best"
     if not (eval_dir / "metrics.json").is_file():
-        run([sys.executable, "evaluate.py", f"ckpt_path={last}", f"split={args.split}", f"hydra.run.dir={eval_dir}"], workdir / f"{name}-eval-{args.split}.log")
+        run([sys.executable, "evaluate.py", f"ckpt_path={best}", f"split={args.split}", f"hydra.run.dir={eval_dir}"], workdir / f"{name}-eval-{args.split}.log")
     metrics = json.loads((eval_dir / "metrics.json").read_text())
-    state = torch.load(last, map_location="cpu", weights_only=True)["state_dict"]
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
     params = sum(v.numel() for k, v in state.items() if k.startswith("net.") and v.is_floating_point() and "running_" not in k)
     return {"dataset": dataset, "model": model, "seed": seed, "metrics": metrics, "seconds": seconds, "params": params}
 
 
 def finished(run_dir: Path) -> bool:
-    """A training run that reached its last epoch (its last.ckpt is at trainer.max_epochs)."""
-    last, config = run_dir / "checkpoints" / "last.ckpt", run_dir / "config.yaml"
-    if not (last.is_file() and config.is_file()):
-        return False
-    import yaml
-
-    max_epochs = yaml.safe_load(config.read_text())["trainer"]["max_epochs"]
-    return torch.load(last, map_location="cpu", weights_only=True)["epoch"] >= max_epochs
+    """A training run that ran to its end (train_seconds.txt is written after it exits cleanly)."""
+    return (run_dir / "checkpoints" / "best.ckpt").is_file() and (run_dir / "train_seconds.txt").is_file()
 
 
 def mean_std(values: list[float]) -> str:
@@ -161,7 +155,7 @@ def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> str:
     split = "held-out test split" if args.split == "test" else "validation split (for choosing settings)"
     text = [
         f"Machine: {machine_line(torch.device('cpu'))}",
-        f"Seeds {seeds}; last checkpoint of each run scored on the {split}; mean ± sample std over seeds. "
+        f"Seeds {seeds}; best checkpoint (by val/dice) of each run scored on the {split}; mean ± sample std over seeds. "
         "Dice/IoU: dataset-level over the foreground class; per image: mean over images (segattn/training/metrics.py).",
         f"Overrides of the segattn rows: {' '.join(args.override) or 'none'}. Run directories: {workdir}",
         "",

@@ -31,7 +31,7 @@ def test_quality_benchmark_smoke(tmp_path):
         assert 0.0 <= mean <= 1.0 and std >= 0.0
     assert rows[0][8] == "–" and len(rows[2][8].split(" / ")) == 2  # gate contrast of the 2 MHCA levels (depth 2)
     assert "/2 < 0.9)" in rows[2][9]  # 2 MHSA heads
-    metrics = sorted((tmp_path / "runs").glob("*/smoke/*/seed*/eval-test/metrics.json"))
+    metrics = sorted((tmp_path / "runs").glob("*/smoke/*/seed*/eval-test-best/metrics.json"))
     assert len(metrics) == 6
     full = json.loads(next(m for m in metrics if "/full/" in str(m)).read_text())
     assert set(full["attention"]) >= {"gate_contrast", "mhsa_head_entropy", "mhca_entropy"}
