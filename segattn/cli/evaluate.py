@@ -24,6 +24,7 @@ from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_che
 from segattn.cli.common import check_classes_match, datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.inference_setup import prepare_inference
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.inference import probabilities_at
 from segattn.config import ConfigError
 from segattn.data.base import as_image_tensor
 from segattn.cli.run_directory import exit_if_unusable
@@ -93,7 +94,7 @@ def evaluate(cfg: DictConfig) -> dict:
             else:
                 logits = module.predict_logits(images)
             if logits.shape[-2:] != masks.shape[-2:]:  # the model ran on a resized image: back to the mask's pixels
-                logits = F.interpolate(logits.float().softmax(1), size=masks.shape[-2:], mode="bilinear", align_corners=False)
+                logits = probabilities_at(logits, masks.shape[-2:])
             preds = logits.argmax(dim=1)
             scores.update(preds, masks)
             preds = preds.cpu()

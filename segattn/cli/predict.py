@@ -16,7 +16,6 @@ from pathlib import Path
 import hydra
 import numpy as np
 import torch
-import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
@@ -26,6 +25,7 @@ from segattn.cli.inference_setup import prepare_inference
 from segattn.config import ConfigError
 from segattn.data.patches import rescale
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.inference import probabilities_at
 from segattn.cli.run_directory import exit_if_unusable
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
@@ -98,7 +98,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         with torch.inference_mode():
             logits = module.predict_logits(x)
             if logits.shape[-2:] != original.shape[:2]:
-                logits = F.interpolate(logits.float().softmax(1), size=original.shape[:2], mode="bilinear", align_corners=False)
+                logits = probabilities_at(logits, original.shape[:2])
         mask = logits.argmax(dim=1)[0].cpu()
         mask_path = output_dir / f"{outputs[path]}_mask.png"
         Image.fromarray(mask.to(torch.uint8).numpy()).save(mask_path)

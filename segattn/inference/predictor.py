@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from segattn.inference.sliding_window import sliding_window_probabilities
@@ -70,3 +71,9 @@ def predict_probabilities(
         p = once(images.flip(dims)).flip(dims) if dims else once(images)
         total = p if total is None else total + p
     return total / len(flips(settings.tta))
+
+
+def probabilities_at(logits: Tensor, size: tuple[int, int]) -> Tensor:
+    """Softmax of ``logits`` (B, K, h, w) resized (bilinear) to ``size``: a prediction made on a
+    resized image, brought back to the image's own pixels."""
+    return F.interpolate(logits.float().softmax(1), size=tuple(size), mode="bilinear", align_corners=False)
