@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from segattn.models import AttentionMaps, MultiHeadCrossAttentionGate, MultiHeadSelfAttention2d, UNetAttention, sincos_2d
-from segattn.models.cross_attention import key_value_grid
+from segattn.models.token_pooling import key_value_grid
 
 TINY = dict(depth=2, base_channels=8, heads=2)
 ABLATIONS = [(False, False), (True, False), (False, True), (True, True)]

@@ -1,5 +1,8 @@
 """``segattn-predict ckpt_path=<file> input_dir=<folder>``: masks for images that have none.
 
+``ckpt_path`` is a training checkpoint, or a model written by ``segattn-export`` (ONNX, run by
+onnxruntime, or TorchScript), which carries the data and inference settings of its training run.
+
 Each image is read as the training data was (RGB or grey), passed through the data module's eval
 transform (``inference.mode=resize``: resize and normalise; patch-trained models and
 ``sliding_window``: normalise at native scale), segmented (a sliding window of Gaussian-weighted
@@ -23,6 +26,7 @@ from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_che
 from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.inference_setup import prepare_inference
 from segattn.config import ConfigError
+from segattn.export import ExportedModel, is_exported_model
 from segattn.data.patches import rescale
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.inference import probabilities_at
@@ -82,8 +86,12 @@ def predict(cfg: DictConfig) -> list[Path]:
     outputs = output_names(images)
     check_output_dir(input_dir, output_dir, [f"{stem}{suffix}" for stem in outputs.values() for suffix in output_suffixes(cfg.overlay)])
     device = pick_device(cfg.device)
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
+    if is_exported_model(cfg.ckpt_path):  # segattn-export's ONNX or TorchScript file
+        module = ExportedModel(cfg.ckpt_path, device)
+        checkpoint = {"hyper_parameters": {"config": {"data": module.data_config}}}
+    else:
+        checkpoint = load_checkpoint(cfg.ckpt_path)
+        module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
     datamodule = datamodule_from_checkpoint(checkpoint, None, cfg.ckpt_path)
     prepare_inference(module, datamodule, OmegaConf.to_container(cfg.inference))
     transform = datamodule.eval_transform

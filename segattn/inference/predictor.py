@@ -73,6 +73,19 @@ def predict_probabilities(
     return total / len(flips(settings.tta))
 
 
+def predict_logits(
+    net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, window: int | None, multiple: int
+) -> Tensor:
+    """Logits of whole images as ``settings`` say: one forward pass, or (sliding window,
+    test-time flips) the log of the averaged probabilities, which the losses and the argmax
+    treat like logits. ``window`` null: the image's longer side."""
+    if settings.mode == "resize" and not settings.tta:
+        return net(images)
+    probs = predict_probabilities(net, images, num_classes, settings, window or max(images.shape[-2:]), multiple)
+    # Very large maps are accumulated on the CPU; the losses and metrics expect the images' device.
+    return probs.clamp_min(1e-8).log().to(images.device)
+
+
 def probabilities_at(logits: Tensor, size: tuple[int, int]) -> Tensor:
     """Softmax of ``logits`` (B, K, h, w) resized (bilinear) to ``size``: a prediction made on a
     resized image, brought back to the image's own pixels."""

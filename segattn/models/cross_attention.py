@@ -10,26 +10,9 @@ from torch import Tensor, nn
 
 from segattn.models.attention import heads_for, multihead_attention
 from segattn.models.positional_encoding import sincos_2d
+from segattn.models.token_pooling import adaptive_pool2d, key_value_grid
 
 GATE_CHANNELS = ("one", "skip")
-
-
-def key_value_grid(height: int, width: int, max_tokens: int) -> tuple[int, int]:
-    """The grid the keys and values are pooled to: (height, width) itself when it has at most
-    ``max_tokens`` cells, else the largest grid of about the same aspect ratio that does.
-
-    Only keys and values are pooled (spatial-reduction attention), so the queries, and with them
-    the gate, keep the decoder feature's full resolution while the cost of one query stays bounded:
-    attention cost grows linearly with pixels. Any integer grid is allowed (no power-of-two steps
-    that would waste most of the budget, e.g. 17×17 instead of 32×32 at 528 px).
-    """
-    if height * width <= max_tokens:
-        return height, width
-    scale = math.sqrt(max_tokens / (height * width))
-    gh = min(height, max(1, int(height * scale + 1e-6)))
-    gw = min(width, max(1, max_tokens // gh))  # the columns take what the rows leave
-    gh = min(height, max(1, max_tokens // gw))  # and the rows what the columns leave (thin maps)
-    return gh, gw
 
 
 class MultiHeadCrossAttentionGate(nn.Module):
@@ -102,11 +85,13 @@ class MultiHeadCrossAttentionGate(nn.Module):
         coarse = coarse + pe_coarse
         if pooled_skip is None:
             pooled_skip = F.max_pool2d(skip, 2) if (h, w) == (2 * hy, 2 * wy) else F.adaptive_max_pool2d(skip, (hy, wy))
-        if grid != (hy, wy):
+        # A traced graph (export) pools always: its sizes are only known at run time, and pooling
+        # to the map's own grid changes nothing.
+        if torch.jit.is_tracing() or grid != (hy, wy):
             # The positions of a pooled cell are the mean of its members', so they stay comparable
             # with the queries' (pooling Y + PE averages both).
-            keys_map = F.adaptive_avg_pool2d(coarse, grid)
-            values_map = F.adaptive_max_pool2d(pooled_skip, grid) + F.adaptive_avg_pool2d(pe_skip, grid)
+            keys_map = adaptive_pool2d(coarse, grid, "avg")
+            values_map = adaptive_pool2d(pooled_skip, grid, "max") + adaptive_pool2d(pe_skip[None], grid, "avg")
         else:
             keys_map, values_map = coarse, pooled_skip + pe_skip
         queries = self.coarse_norm(tokens(coarse))
@@ -115,7 +100,10 @@ class MultiHeadCrossAttentionGate(nn.Module):
         out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm)
         gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
         gate = torch.sigmoid(self.gate_norm(gate))
-        gate = F.interpolate(gate, size=(h, w), mode="bilinear", align_corners=False)
+        if torch.jit.is_tracing():  # the U-Net's skips are exactly twice Y's size; a size would be frozen
+            gate = F.interpolate(gate, scale_factor=2.0, mode="bilinear", align_corners=False)
+        else:
+            gate = F.interpolate(gate, size=(h, w), mode="bilinear", align_corners=False)
         return skip * gate, gate, weights
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from torch import Tensor, nn
 
 from segattn.models.blocks import DoubleConv, Down, Up
-from segattn.models.cross_attention import MultiHeadCrossAttentionGate, key_value_grid
+from segattn.models.cross_attention import MultiHeadCrossAttentionGate
 from segattn.models.self_attention import MultiHeadSelfAttention2d
+from segattn.models.token_pooling import key_value_grid
 
 
 @dataclass
@@ -129,7 +131,8 @@ class UNetAttention(nn.Module):
         return logits, aux
 
     def _run(self, x: Tensor, need_weights: bool, with_aux: bool) -> tuple[Tensor, AttentionMaps, list[Tensor]]:
-        self.check_input_size(*x.shape[-2:])
+        if not torch.jit.is_tracing():  # a traced graph's sizes are tensors; export checks them
+            self.check_input_size(*x.shape[-2:])
         maps = AttentionMaps()
         skips, pooled = [self.inc(x)], []
         for down in self.downs:

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
-from segattn.inference import InferenceSettings, predict_probabilities
+from segattn.inference import InferenceSettings, predict_logits
 from segattn.models import UNetAttention
 from segattn.training.losses import SegmentationLoss
 from segattn.training.metrics import SegmentationScores, flatten_scores
@@ -115,15 +115,8 @@ class SegmentationModule(L.LightningModule):
         return loss
 
     def predict_logits(self, images: Tensor) -> Tensor:
-        """Logits of whole images as ``inference`` says: one forward pass, or (sliding window,
-        test-time flips) the log of the averaged probabilities, which the losses and the argmax
-        treat like logits."""
-        if self.inference.mode == "resize" and not self.inference.tta:
-            return self(images)
-        window = self.window or max(images.shape[-2:])
-        probs = predict_probabilities(self, images, self.net.num_classes, self.inference, window, 2**self.net.depth)
-        # Very large maps are accumulated on the CPU; the losses and metrics expect the images' device.
-        return probs.clamp_min(1e-8).log().to(images.device)
+        """Logits of whole images as ``inference`` says (``segattn.inference.predict_logits``)."""
+        return predict_logits(self, images, self.net.num_classes, self.inference, self.window, 2**self.net.depth)
 
     def _evaluate_batch(self, batch: dict, split: str, scores: SegmentationScores) -> None:
         logits = self.predict_logits(batch["image"])

@@ -1,0 +1,80 @@
+"""``segattn-export ckpt_path=<file> format=onnx|torchscript``: the trained network as one file
+for other runtimes, any input height and width (multiples of 2**depth).
+
+The file carries the training run's data and inference settings, so ``segattn-predict
+ckpt_path=<exported file>`` runs it like the checkpoint. After writing, the exported model is run
+at ``check_sizes`` and compared with PyTorch; a difference above ``tolerance`` is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
+from segattn.cli.common import run_or_exit
+from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.cli.run_directory import exit_if_unusable
+from segattn.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class ExportMismatchError(RuntimeError):
+    """The exported model does not reproduce PyTorch's logits."""
+
+
+def check_sizes(sizes, multiple: int) -> list[tuple[int, int]]:
+    """``check_sizes`` as (height, width) pairs that the model takes."""
+    pairs = []
+    for size in sizes:
+        if len(size) != 2 or any(not isinstance(s, int) or s < multiple or s % multiple for s in size):
+            raise ConfigError(f"check_sizes: got {list(size)}; expected [height, width], positive multiples of 2**depth = {multiple}")
+        pairs.append((size[0], size[1]))
+    return pairs
+
+
+def export(cfg: DictConfig) -> Path:
+    """Write the exported model and return its path."""
+    from segattn.export import FORMATS, ExportedModel, export_metadata, export_model, parity_error
+    from segattn.export.exporters import SUFFIXES
+
+    if cfg.format not in FORMATS:
+        raise ConfigError(f"format: got {cfg.format!r}; allowed: {', '.join(FORMATS)}")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    module = module_from_checkpoint(checkpoint, cfg.ckpt_path)
+    net = module.net
+    sizes = check_sizes(cfg.check_sizes, 2**net.depth)
+    output = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(SUFFIXES[cfg.format])
+    if output.exists() and not cfg.overwrite:
+        raise FileExistsError(f"output={output} already exists; nothing was overwritten. Choose another output, or give overwrite=true")
+    if output.suffix.lower() == ".onnx" and cfg.format != "onnx":
+        raise ConfigError(f"output={output}: a .onnx name for a {cfg.format} model would be read as ONNX; choose another suffix (.pt)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    export_model(net, cfg.format, output, export_metadata(checkpoint), cfg.opset)
+    error = parity_error(net, ExportedModel(output), sizes)
+    if not error <= cfg.tolerance:  # also catches NaN
+        raise ExportMismatchError(
+            f"{output}: the exported model's logits differ from PyTorch's by up to {error:.3g} at sizes {sizes} "
+            f"(tolerance {cfg.tolerance}); do not use it (and please report this)"
+        )
+    log.info("Wrote %s (%s); logits match PyTorch within %.2g at sizes %s", output, cfg.format, error, sizes)
+    return output
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
+def _hydra_main(cfg: DictConfig) -> None:
+    run_or_exit(export, cfg, (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, ExportMismatchError))
+
+
+def main() -> None:
+    register_resolvers()
+    exit_if_unusable("export")
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()
