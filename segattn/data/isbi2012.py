@@ -27,7 +27,6 @@ class ISBI2012DataModule(SegmentationDataModule):
     """
 
     def __init__(self, root: str, val_fraction: float = 0.2, test_fraction: float = 0.2, skip_missing: bool = False, **kwargs) -> None:
-        kwargs.setdefault("vertical_flip", True)  # EM sections have no up and down
         super().__init__(**kwargs)
         check_fraction("val_fraction", val_fraction)
         check_fraction("test_fraction", test_fraction)
