@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -65,6 +66,8 @@ def build_step(case: dict, device: torch.device):
     model = UNetAttention(**{**extra, "base_channels": case["base_channels"], "self_attention": sa, "cross_attention": ca}).to(device).train()
     layout = torch.channels_last if case.get("channels_last") else torch.contiguous_format
     model = model.to(memory_format=layout)
+    if case.get("compile"):
+        model = torch.compile(model)  # compiled on the warm-up step
     # The AdamW kernel the training loop picks (fused: 32-bit weights, bf16 autocast at most).
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, **adamw_implementation("32-true"))
     b, s = case["batch"], case["size"]
@@ -79,6 +82,11 @@ def build_step(case: dict, device: torch.device):
         optimizer.zero_grad(set_to_none=True)  # gradients are freed, so each step allocates its own
 
     return step, sum(p.numel() for p in model.parameters())
+
+
+def number(value: float, spec: str) -> str:
+    """``value`` formatted, or "–" when it was not measured (NaN)."""
+    return "–" if math.isnan(value) else format(value, spec)
 
 
 def memory_case(case: dict) -> None:
@@ -105,6 +113,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--amp", choices=("bf16",), default=None, help="autocast dtype for forward and loss (bf16)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--channels-last", action="store_true", help="model and inputs in channels_last memory format")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (the warm-up step compiles it)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="ablations at --sizes (plain U-Net is always run)")
+    p.add_argument("--no-memory", action="store_true", help="time only (no peak-memory child processes)")
     p.add_argument("--smoke", action="store_true", help="32 px, batch 1 (unless --batch), no full sizes, 1 repeat: a quick check")
     p.add_argument("--output", help="also write the report to this file")
     p.add_argument("--memory-case", help=argparse.SUPPRESS)  # internal: run one case in a child process
@@ -122,31 +133,33 @@ def main(argv=None) -> None:
         return memory_case(json.loads(args.memory_case))
     device = resolve_device(args.device)
     script = Path(__file__).resolve()
-    plan = [(s, list(VARIANTS)) for s in args.sizes]
+    plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants]) for s in args.sizes]
     plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
     gflops_before = reference_gflops(device)
     rows = []
     for size, variants in plan:
         batch = args.batch or default_batch(size)
         cases = {v: dict(variant=v, size=size, batch=batch, base_channels=args.base_channels,
-                         device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last) for v in variants}
+                         device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last,
+                         compile=args.compile) for v in variants}
         built = {v: build_step(c, device) for v, c in cases.items()}
-        times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device)
+        # torch.compile may recompile on the first calls after compiling (guards, backward): more warm-up.
+        times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=3 if args.compile else 1)
         params = {v: n for v, (_, n) in built.items()}
         del built
-        mem = {v: measure_in_subprocess(script, c)["peak_bytes"] / MIB for v, c in cases.items()}
+        mem = {v: math.nan if args.no_memory else measure_in_subprocess(script, c)["peak_bytes"] / MIB for v, c in cases.items()}
         megapixels = batch * size * size / 1e6
         for v in variants:
             rows.append([f"{size} px", v, batch, f"{batch / times[v]:.2f}", f"{times[v]:.3f}",
-                         f"{times[v] / times['plain U-Net']:.2f}", f"{mem[v]:,.0f}",
-                         f"{mem[v] / mem['plain U-Net']:.2f}", f"{mem[v] / megapixels:,.0f}", f"{params[v] / 1e6:.2f}"])
+                         f"{times[v] / times['plain U-Net']:.2f}", number(mem[v], ",.0f"),
+                         number(mem[v] / mem['plain U-Net'], ".2f"), number(mem[v] / megapixels, ",.0f"), f"{params[v] / 1e6:.2f}"])
         print(f"# done {size} px", file=sys.stderr, flush=True)
     header = ["size", "model", "batch", "img/s", "step s", "time × plain", "peak MiB", "memory × plain", "MiB/MP", "params M"]
     amp = f", autocast {args.amp}" if args.amp else ""
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the model's attention defaults (MHSA 8 heads, MHCA head_dim 32, keys/values pooled to max_tokens 256){amp}"
-        f"{', channels_last' if args.channels_last else ''}; median of {args.repeats} after 1 warm-up; peak memory above the step's "
+        f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after 1 warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "
