@@ -72,6 +72,22 @@ def test_pipeline_benchmark_smoke(tmp_path):
         assert float(r[4]) > 0 and float(r[5]) > 0 and r[6].endswith("%")
 
 
+@pytest.mark.slow
+def test_startup_benchmark_times_each_stage_in_order(tmp_path):
+    out = tmp_path / "startup.md"
+    proc = subprocess.run([sys.executable, "benchmarks/startup.py", "--repeats", "1", "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = table_rows(out.read_text())
+    assert rows[0] == ["stage", "seconds"]
+    stages = {r[0]: float(r[1]) for r in rows[1:]}
+    assert list(stages)[-3:] == ["train.py experiment=smoke: configured", "train.py experiment=smoke: fit set up",
+                                 "train.py experiment=smoke: first step"]
+    times = list(stages.values())[-3:]
+    assert 0 < times[0] <= times[1] <= times[2]
+    assert stages["`python -c 'import torch'`"] > 0
+
+
 def test_large_image_memory_case_runs_in_a_child(tmp_path):
     """The memory case of benchmarks/large_images.py on a small image: a peak and the map's shape."""
     import json
