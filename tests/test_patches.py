@@ -186,7 +186,7 @@ def test_inference_setup_of_evaluate_and_predict(tiny_isbi):
     resized = ISBI2012DataModule(root=str(tiny_isbi), image_size=16)
     module = SegmentationModule(net=net, class_names=["cell", "membrane"])
     prepare_inference(module, resized, {"mode": "sliding_window", "tta": None})
-    assert module.window == 16 and resized.native_size  # the window of the training size, images at native scale
+    assert module.inference.window == 16 and resized.native_size  # the window of the training size, images at native scale
     assert resized.dataset("test")[0]["image"].shape == (1, 32, 32) and resized.test_dataloader().batch_size == 1
     patches = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16)
     module = SegmentationModule(net=net, class_names=["cell", "membrane"], inference={"mode": "sliding_window", "window": 16})

@@ -117,7 +117,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "classes_in_mean": [hp["class_names"][c] for c in scores.included],
         "ignore_index": hp.get("ignore_index"),
         "resolution": cfg.resolution,
-        "inference": {**asdict(module.inference), "window": module.window},
+        "inference": asdict(module.inference),
         "definitions": DEFINITIONS,
     }
     if with_attention:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from segattn.config import ConfigError
 from segattn.inference import InferenceSettings
@@ -19,10 +19,9 @@ def prepare_inference(module, datamodule, overrides: dict | None) -> None:
     """
     saved = asdict(module.inference)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(given) - set(saved) - {"window"})
+    unknown = sorted(set(given) - set(saved))
     if unknown:
-        raise ConfigError(f"inference: unknown keys {unknown}; allowed: {', '.join([*saved, 'window'])}")
-    window = given.pop("window", None)
+        raise ConfigError(f"inference: unknown keys {unknown}; allowed: {', '.join(saved)}")
     try:
         settings = InferenceSettings(**{**saved, **given})
     except ValueError as err:
@@ -34,11 +33,11 @@ def prepare_inference(module, datamodule, overrides: dict | None) -> None:
             "it segments whole images by sliding window only: inference.mode=sliding_window"
         )
     if settings.mode == "sliding_window":
-        window = window or module.window or patch_size or datamodule.image_size
+        window = settings.window or patch_size or datamodule.image_size
         multiple = 2**module.net.depth
         if window % multiple:
             raise ConfigError(f"inference.window: got {window}; the model needs a multiple of 2**depth = {multiple}")
-        module.window = window
+        settings = replace(settings, window=window)
         if not patch_size:
             datamodule.keep_native_size()
     module.inference = settings

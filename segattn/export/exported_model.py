@@ -32,7 +32,7 @@ def is_exported_model(path: str | Path) -> bool:
 class ExportedModel:
     """An exported network with the settings saved beside it: callable on (B, C, H, W) images
     like the network, ``predict_logits`` like ``SegmentationModule``'s (resize or sliding window,
-    flips), and ``net.in_channels / depth / num_classes``, ``inference``, ``window`` and
+    flips), and ``net.in_channels / depth / num_classes``, ``inference`` and
     ``data_config`` for setting up the data pipeline of the training run."""
 
     def __init__(self, path: str | Path, device: torch.device | str = "cpu") -> None:
@@ -53,9 +53,7 @@ class ExportedModel:
         net = metadata["net"]
         self.class_names = list(metadata["class_names"])
         self.net = SimpleNamespace(in_channels=net.get("in_channels", 3), depth=net.get("depth", 4), num_classes=net.get("num_classes", 2))
-        inference = dict(metadata["inference"])
-        self.window = inference.pop("window", None)
-        self.inference = InferenceSettings(**inference)
+        self.inference = InferenceSettings(**metadata["inference"])
         self.data_config = metadata["data"]
 
     def _open_onnx(self) -> str:
@@ -102,7 +100,7 @@ class ExportedModel:
         return self._run(images)
 
     def predict_logits(self, images: Tensor) -> Tensor:
-        return predict_logits(self, images, self.net.num_classes, self.inference, self.window, 2**self.net.depth)
+        return predict_logits(self, images, self.net.num_classes, self.inference, 2**self.net.depth)
 
     def to(self, device: torch.device | str) -> "ExportedModel":
         """Kept for symmetry with a module: the device is chosen when the model is opened."""

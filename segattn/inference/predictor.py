@@ -73,15 +73,13 @@ def predict_probabilities(
     return total / len(flips(settings.tta))
 
 
-def predict_logits(
-    net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, window: int | None, multiple: int
-) -> Tensor:
+def predict_logits(net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, multiple: int) -> Tensor:
     """Logits of whole images as ``settings`` say: one forward pass, or (sliding window,
     test-time flips) the log of the averaged probabilities, which the losses and the argmax
-    treat like logits. ``window`` null: the image's longer side."""
+    treat like logits. A null ``settings.window``: the image's longer side."""
     if settings.mode == "resize" and not settings.tta:
         return net(images)
-    probs = predict_probabilities(net, images, num_classes, settings, window or max(images.shape[-2:]), multiple)
+    probs = predict_probabilities(net, images, num_classes, settings, settings.window or max(images.shape[-2:]), multiple)
     # Very large maps are accumulated on the CPU; the losses and metrics expect the images' device.
     return probs.clamp_min(1e-8).log().to(images.device)
 

@@ -59,9 +59,7 @@ class SegmentationModule(L.LightningModule):
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f"module.nonfinite_loss: got {nonfinite_loss!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
         self.save_hyperparameters()
-        inference = dict(inference or {})
-        self.window = inference.pop("window", None)
-        self.inference = InferenceSettings(**inference)
+        self.inference = InferenceSettings(**(inference or {}))
         self.net = UNetAttention(**net)
         num_classes = self.net.num_classes
         self.criterion = SegmentationLoss(loss, num_classes, class_weights, ignore_index, include_background)
@@ -116,7 +114,7 @@ class SegmentationModule(L.LightningModule):
 
     def predict_logits(self, images: Tensor) -> Tensor:
         """Logits of whole images as ``inference`` says (``segattn.inference.predict_logits``)."""
-        return predict_logits(self, images, self.net.num_classes, self.inference, self.window, 2**self.net.depth)
+        return predict_logits(self, images, self.net.num_classes, self.inference, 2**self.net.depth)
 
     def _evaluate_batch(self, batch: dict, split: str, scores: SegmentationScores) -> None:
         logits = self.predict_logits(batch["image"])
