@@ -46,7 +46,9 @@ class ExportedModel:
             extra = {METADATA_KEY: ""}
             with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export
                 warnings.simplefilter("ignore", FutureWarning)
-                self._module = torch.jit.load(str(self.path), map_location=self.device, _extra_files=extra)
+                # Traced on the CPU, the graph holds the CPU as the device of the tensors it makes
+                # (positional encodings, pooling indices): it runs there.
+                self._module = torch.jit.load(str(self.path), map_location="cpu", _extra_files=extra)
             self._run = self._run_torchscript
             text = extra[METADATA_KEY]
         metadata = self._parse(text)
@@ -94,7 +96,7 @@ class ExportedModel:
 
     def _run_torchscript(self, images: Tensor) -> Tensor:
         with torch.no_grad():
-            return self._module(images.to(self.device).float()).to(images.device)
+            return self._module(images.cpu().float()).to(images.device)
 
     def __call__(self, images: Tensor) -> Tensor:
         return self._run(images)
