@@ -80,7 +80,21 @@ def test_flips_average_equals_the_manual_average():
         plain = predict_probabilities(model, image, 2, InferenceSettings(), window=32, multiple=4)
         torch.testing.assert_close(plain, model(image).softmax(1))
         window = predict_probabilities(model, image, 2, InferenceSettings(mode="sliding_window", tta=True), window=16, multiple=4)
+        horizontal = predict_probabilities(model, image, 2, InferenceSettings(tta=True, tta_vertical=False), window=32, multiple=4)
+        torch.testing.assert_close(horizontal, (model(image).softmax(1) + model(image.flip(-1)).softmax(1).flip(-1)) / 2, rtol=1e-5, atol=1e-6)
     assert window.shape == (2, 2, 32, 48)
+
+
+def test_test_time_flips_follow_the_training_flips_unless_set(tiny_isbi):
+    from segattn.cli.inference_setup import prepare_inference
+    from segattn.data import ISBI2012DataModule
+    from segattn.training.module import SegmentationModule
+
+    net = dict(in_channels=1, depth=2, base_channels=8, heads=2)
+    for trained_vertical, given, expected in [(False, None, False), (True, None, True), (False, True, True), (True, False, False)]:
+        module = SegmentationModule(net=net, class_names=["cell", "membrane"])
+        prepare_inference(module, ISBI2012DataModule(root=str(tiny_isbi), image_size=16, vertical_flip=trained_vertical), {"tta": True, "tta_vertical": given})
+        assert module.inference.tta_vertical is expected
 
 
 @pytest.mark.parametrize(
@@ -90,6 +104,7 @@ def test_flips_average_equals_the_manual_average():
         (dict(overlap=1.0), r"inference.overlap: got 1.0; expected a fraction in \[0, 1\)"),
         (dict(batch_size=0), r"inference.batch_size: got 0"),
         (dict(window=-3), r"inference.window: got -3"),
+        (dict(tta_vertical="yes"), r"inference.tta_vertical: got 'yes'; expected true, false or null"),
     ],
 )
 def test_bad_settings_are_named(kwargs, pattern):

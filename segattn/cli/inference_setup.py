@@ -26,6 +26,8 @@ def prepare_inference(module, datamodule, overrides: dict | None) -> None:
         settings = InferenceSettings(**{**saved, **given})
     except ValueError as err:
         raise ConfigError(str(err)) from None
+    if settings.tta_vertical is None:  # flip at test time along the axes flipped in training
+        settings = replace(settings, tta_vertical=bool(getattr(datamodule, "vertical_flip", False)))
     patch_size = getattr(datamodule, "patch_size", None)
     if patch_size and settings.mode != "sliding_window":
         raise ConfigError(

@@ -141,6 +141,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")  # fail here, before any training starts, if the data is not there
     inference = dict(resolved.get("inference") or {})
     inference["window"] = inference.get("window") or getattr(datamodule, "patch_size", None)
+    if inference.get("tta_vertical") is None:  # test-time flips along the training's flip axes
+        inference["tta_vertical"] = bool(getattr(datamodule, "vertical_flip", False))
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])

@@ -24,7 +24,11 @@ class InferenceSettings:
     pipeline does the resizing) or ``sliding_window`` (native scale, windows of ``window`` pixels,
     Gaussian-weighted, ``overlap`` between neighbours, ``batch_size`` windows per forward pass).
     ``window``: null = the training patch size (``data.patch_size``), else ``data.image_size``.
-    ``tta``: average the softmax over horizontal, vertical and both flips (4 passes).
+    ``tta``: average the softmax over flipped copies: horizontal (2 passes), and with
+    ``tta_vertical`` also vertical and both (4 passes). ``tta_vertical`` null = as the model was
+    trained (``data.vertical_flip``), as nnU-Net mirrors only along its training axes: a model
+    that never saw an image upside down gains nothing from being shown one (measured on
+    ISBI-2012 in BENCHMARKS.md).
     """
 
     mode: str = "resize"
@@ -32,6 +36,7 @@ class InferenceSettings:
     overlap: float = 0.5
     batch_size: int = 4
     tta: bool = False
+    tta_vertical: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -40,13 +45,18 @@ class InferenceSettings:
             raise ValueError(f"inference.overlap: got {self.overlap}; expected a fraction in [0, 1)")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"inference.batch_size: got {self.batch_size!r}; expected an integer >= 1")
+        if self.tta_vertical not in (None, True, False):
+            raise ValueError(f"inference.tta_vertical: got {self.tta_vertical!r}; expected true, false or null")
         if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
             raise ValueError(f"inference.window: got {self.window!r}; expected a positive integer or null")
 
 
-def flips(tta: bool) -> list[tuple[int, ...]]:
-    """Spatial dims to flip for each pass: none, or none/horizontal/vertical/both."""
-    return [(), (-1,), (-2,), (-2, -1)] if tta else [()]
+def flips(tta: bool, vertical: bool | None = True) -> list[tuple[int, ...]]:
+    """Spatial dims to flip for each pass: none; with ``tta`` none/horizontal, and with
+    ``vertical`` (null counts as true) also vertical/both."""
+    if not tta:
+        return [()]
+    return [(), (-1,), (-2,), (-2, -1)] if vertical is not False else [(), (-1,)]
 
 
 def predict_probabilities(
@@ -67,10 +77,11 @@ def predict_probabilities(
         )
 
     total = None
-    for dims in flips(settings.tta):
+    passes = flips(settings.tta, settings.tta_vertical)
+    for dims in passes:
         p = once(images.flip(dims)).flip(dims) if dims else once(images)
         total = p if total is None else total + p
-    return total / len(flips(settings.tta))
+    return total / len(passes)
 
 
 def predict_logits(net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, multiple: int) -> Tensor:
