@@ -9,8 +9,11 @@ Quality: for each seed, ``experiment=isbi2012`` (slices resized to 256²) and
 ``experiment=isbi2012_patches`` (random 256² patches of the 512² slices, sliding-window
 validation) train for the same epochs and batch; the last checkpoints are scored on slices 24–29
 **at native 512×512** (``evaluate.py resolution=native``): the resize pipeline's probabilities are
-upsampled to 512², the patch model slides its window (overlap 0.5, Gaussian weights), with and
-without flips (``inference.tta=true``). Mean ± std over seeds.
+upsampled to 512², the patch model slides its window (overlap 0.5, Gaussian weights), without
+flips, with the flips it was trained with (``inference.tta=true``: horizontal, as ISBI-2012 is
+trained without vertical flips) and with all four (``inference.tta_vertical=true``). Mean ± std
+over seeds. ``--resume <run folder>`` reuses the trainings and evaluations an earlier invocation
+finished (e.g. to add a row); a training time it did not record shows as "–".
 
 Memory: ``segattn-predict``'s code path (``predict_probabilities`` in sliding-window mode) on a
 random image with an untrained model (quality does not matter here), one fresh process per size,
@@ -36,10 +39,12 @@ from benchmarks.common import MIB, PeakMemory, REPO_ROOT, emit, machine_line, ma
 from benchmarks.quality import run
 from segattn.inference import window_starts
 
+#: Row name → (experiment, evaluation overrides, evaluation folder name).
 PIPELINES = {
-    "resize to 256²": ("isbi2012", []),
-    "patches 256² + sliding window": ("isbi2012_patches", []),
-    "patches 256² + sliding window + flips": ("isbi2012_patches", ["inference.tta=true"]),
+    "resize to 256²": ("isbi2012", [], "eval-native"),
+    "patches 256² + sliding window": ("isbi2012_patches", [], "eval-native"),
+    "patches 256² + sliding window + flips as trained (horizontal)": ("isbi2012_patches", ["inference.tta=true"], "eval-native-tta-trained"),
+    "patches 256² + sliding window + 4 flips": ("isbi2012_patches", ["inference.tta=true", "inference.tta_vertical=true"], "eval-native-tta4"),
 }
 MEMORY_SIZES = [(1500, 2000), (3000, 4000)]
 
@@ -49,17 +54,22 @@ def quality_rows(args: argparse.Namespace, workdir: Path) -> list[list[object]]:
     seconds: dict[str, list[float]] = {name: [] for name in PIPELINES}
     for seed in args.seeds:
         trained: dict[str, tuple[Path, float]] = {}
-        for name, (experiment, eval_extra) in PIPELINES.items():
+        for name, (experiment, eval_extra, eval_name) in PIPELINES.items():
             run_dir = workdir / experiment / f"seed{seed}"
+            timing = run_dir / "train_seconds.txt"  # written once train.py exited cleanly
+            if experiment not in trained and timing.is_file():  # finished by an earlier invocation (--resume)
+                trained[experiment] = (run_dir, float(timing.read_text()))
             if experiment not in trained:
                 overrides = [f"experiment={experiment}", f"seed={seed}", "callbacks.attention_images=null",
                              "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]
                 if args.epochs:
                     overrides.append(f"trainer.max_epochs={args.epochs}")
                 trained[experiment] = (run_dir, run([sys.executable, "train.py", *overrides], workdir / f"{experiment}-seed{seed}-train.log"))
-            out = run_dir / f"eval-native{'-tta' if eval_extra else ''}"
-            run([sys.executable, "evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "resolution=native",
-                 f"hydra.run.dir={out}", *eval_extra], workdir / f"{experiment}-seed{seed}-{out.name}.log")
+                timing.write_text(f"{trained[experiment][1]:.1f}")
+            out = run_dir / eval_name
+            if not (out / "metrics.json").is_file():
+                run([sys.executable, "evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "resolution=native",
+                     f"hydra.run.dir={out}", *eval_extra], workdir / f"{experiment}-seed{seed}-{out.name}.log")
             scores[name].append(json.loads((out / "metrics.json").read_text())["dice"]["mean"])
             seconds[name].append(trained[experiment][1])
     base = statistics.mean(scores["resize to 256²"])
@@ -67,7 +77,7 @@ def quality_rows(args: argparse.Namespace, workdir: Path) -> list[list[object]]:
     for name, values in scores.items():
         spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
         rows.append([name, len(values), f"{statistics.mean(values):.4f}{spread}", f"{statistics.mean(values) - base:+.4f}",
-                     f"{statistics.mean(seconds[name]):.0f}"])
+                     "–" if any(s != s for s in seconds[name]) else f"{statistics.mean(seconds[name]):.0f}"])
     return rows
 
 
@@ -103,6 +113,8 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=None, help="override the experiments' 40 epochs (quick runs)")
     parser.add_argument("--memory-only", action="store_true")
+    parser.add_argument("--no-memory", action="store_true", help="quality rows only")
+    parser.add_argument("--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused")
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--window-batch", type=int, default=4)
     parser.add_argument("--base-channels", type=int, default=32)
@@ -117,10 +129,13 @@ def main() -> None:
     if not args.memory_only:
         if not os.environ.get("SEGATTN_DATA_DIR"):
             raise SystemExit("set SEGATTN_DATA_DIR to the folder holding isbi2012/ (e.g. ../shared/data)")
-        workdir = Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
+        workdir = Path(args.resume) if args.resume else Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
         workdir.mkdir(parents=True, exist_ok=True)
         header = ["ISBI-2012 pipeline", "seeds", "Dice at native 512² (slices 24–29)", "Δ vs resize", "train s"]
         sections += [f"Quality (run directories: {workdir}):", "", markdown_table(header, quality_rows(args, workdir)), ""]
+    if args.no_memory:
+        emit("\n".join(sections), args.output)
+        return
     header = ["image (W×H)", "windows", "probability map MiB", "peak MiB above start", "seconds"]
     sections += [
         f"Sliding-window prediction: window {args.window}, overlap 0.5, {args.window_batch} windows per pass, base channels "
