@@ -159,7 +159,7 @@ def main(argv=None) -> None:
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the model's attention defaults (MHSA 8 heads, MHCA head_dim 32, keys/values pooled to max_tokens 256){amp}"
-        f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after 1 warm-up; peak memory above the step's "
+        f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after {3 if args.compile else 1} warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "

@@ -81,7 +81,8 @@ def model_only(configs: dict[str, dict], device: torch.device, amp: str | None, 
     for variant, config in configs.items():
         model = {k: v for k, v in config["model"].items() if k not in ("_target_", "self_attention", "cross_attention", "in_channels", "num_classes")}
         case = dict(variant=variant, size=config["data"]["image_size"], batch=config["data"]["batch_size"],
-                    base_channels=config["model"]["base_channels"], amp=amp, model=model)
+                    base_channels=config["model"]["base_channels"], amp=amp, model=model,
+                    channels_last=config["module"].get("channels_last", False))  # the run's memory format
         steps[variant] = build_step(case, device)[0]
     times = time_interleaved(steps, repeats, device)
     return {v: configs[v]["data"]["batch_size"] / t for v, t in times.items()}
