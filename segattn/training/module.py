@@ -199,9 +199,10 @@ def adamw_implementation(precision: str) -> dict:
     under float16 mixed precision, whose gradient scaler cannot clip gradients for an optimizer
     that unscales them itself (Lightning refuses the combination).
 
-    PyTorch's default on the CPU is a Python loop over the parameter tensors: measured 140 ms per
-    step for the 2M-parameter U-Net on this 2-core CPU, against 12–24 ms (foreach) and 2–5 ms
-    (fused), about a fifth of a 128 px training step. Same update rule up to float rounding.
+    PyTorch's default on the CPU is a Python loop over the parameter tensors: 140 ms per step for
+    the 2M-parameter U-Net on a loaded 2-core CPU, against 12–24 ms (foreach) and 2–5 ms (fused);
+    on a quiet one the difference is within noise (BENCHMARKS.md). Same update rule up to float
+    rounding.
     """
     return {"foreach": True} if precision.startswith("16") else {"fused": True}
 
