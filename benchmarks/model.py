@@ -135,6 +135,8 @@ def main(argv=None) -> None:
     script = Path(__file__).resolve()
     plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants]) for s in args.sizes]
     plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
+    # torch.compile may recompile on the first calls after compiling (guards, backward): more warm-up.
+    warmup = 3 if args.compile else 1
     gflops_before = reference_gflops(device)
     rows = []
     for size, variants in plan:
@@ -143,8 +145,7 @@ def main(argv=None) -> None:
                          device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last,
                          compile=args.compile) for v in variants}
         built = {v: build_step(c, device) for v, c in cases.items()}
-        # torch.compile may recompile on the first calls after compiling (guards, backward): more warm-up.
-        times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=3 if args.compile else 1)
+        times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=warmup)
         params = {v: n for v, (_, n) in built.items()}
         del built
         mem = {v: math.nan if args.no_memory else measure_in_subprocess(script, c)["peak_bytes"] / MIB for v, c in cases.items()}
@@ -159,7 +160,7 @@ def main(argv=None) -> None:
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the model's attention defaults (MHSA 8 heads, MHCA head_dim 32, keys/values pooled to max_tokens 256){amp}"
-        f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after {3 if args.compile else 1} warm-up; peak memory above the step's "
+        f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "

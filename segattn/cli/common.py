@@ -79,7 +79,12 @@ def pick_device(name: str) -> torch.device:
 
 def datamodule_from_checkpoint(checkpoint: dict[str, Any], overrides: dict[str, Any] | None, path: str):
     """Instantiate the data module of the training run, with the non-null ``overrides`` applied."""
-    config = (checkpoint["hyper_parameters"].get("config") or {}).get("data")
+    return datamodule_from_config((checkpoint["hyper_parameters"].get("config") or {}).get("data"), overrides, path)
+
+
+def datamodule_from_config(config: dict[str, Any] | None, overrides: dict[str, Any] | None, path: str):
+    """Instantiate a training run's data config (from a checkpoint or an exported model's
+    settings, ``path`` in the message), with the non-null ``overrides`` applied."""
     if not config:
         raise CheckpointError(f"{path}: holds no data config to rebuild the dataset from")
     data_cfg = OmegaConf.create(config)

@@ -8,6 +8,12 @@ from segattn.config import ConfigError
 from segattn.inference import InferenceSettings
 
 
+def flips_as_trained(tta_vertical: bool | None, datamodule) -> bool:
+    """``inference.tta_vertical``, null resolved to the training's own vertical flips
+    (``data.vertical_flip``): test-time flips along the axes flipped in training."""
+    return bool(getattr(datamodule, "vertical_flip", False)) if tta_vertical is None else tta_vertical
+
+
 def prepare_inference(module, datamodule, overrides: dict | None) -> None:
     """The training run's inference settings (saved in the checkpoint) with the non-null keys of
     the command's ``inference`` block applied, checked as training checks them.
@@ -26,8 +32,7 @@ def prepare_inference(module, datamodule, overrides: dict | None) -> None:
         settings = InferenceSettings(**{**saved, **given})
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if settings.tta_vertical is None:  # flip at test time along the axes flipped in training
-        settings = replace(settings, tta_vertical=bool(getattr(datamodule, "vertical_flip", False)))
+    settings = replace(settings, tta_vertical=flips_as_trained(settings.tta_vertical, datamodule))
     patch_size = getattr(datamodule, "patch_size", None)
     if patch_size and settings.mode != "sliding_window":
         raise ConfigError(

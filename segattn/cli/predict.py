@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
-from segattn.cli.common import datamodule_from_checkpoint, pick_device, run_or_exit
+from segattn.cli.common import datamodule_from_checkpoint, datamodule_from_config, pick_device, run_or_exit
 from segattn.cli.inference_setup import prepare_inference
 from segattn.config import ConfigError
 from segattn.export import ExportedModel, is_exported_model
@@ -88,11 +88,11 @@ def predict(cfg: DictConfig) -> list[Path]:
     device = pick_device(cfg.device)
     if is_exported_model(cfg.ckpt_path):  # segattn-export's ONNX or TorchScript file
         module = ExportedModel(cfg.ckpt_path, device)
-        checkpoint = {"hyper_parameters": {"config": {"data": module.data_config}}}
+        datamodule = datamodule_from_config(module.data_config, None, cfg.ckpt_path)
     else:
         checkpoint = load_checkpoint(cfg.ckpt_path)
         module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
-    datamodule = datamodule_from_checkpoint(checkpoint, None, cfg.ckpt_path)
+        datamodule = datamodule_from_checkpoint(checkpoint, None, cfg.ckpt_path)
     prepare_inference(module, datamodule, OmegaConf.to_container(cfg.inference))
     transform = datamodule.eval_transform
     grey = module.net.in_channels == 1

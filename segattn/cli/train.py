@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from segattn.checkpoint import CheckpointError, load_checkpoint, weight_mismatches
 from segattn.cli.common import run_or_exit
 from segattn.cli.console import mirror_to_log_file, quiet_console
+from segattn.cli.inference_setup import flips_as_trained
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.cli.summary import final_summary
 from segattn.cli.run_directory import RunDirectoryError, already_holds_a_run, exit_if_unusable
@@ -141,8 +142,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("fit")  # fail here, before any training starts, if the data is not there
     inference = dict(resolved.get("inference") or {})
     inference["window"] = inference.get("window") or getattr(datamodule, "patch_size", None)
-    if inference.get("tta_vertical") is None:  # test-time flips along the training's flip axes
-        inference["tta_vertical"] = bool(getattr(datamodule, "vertical_flip", False))
+    inference["tta_vertical"] = flips_as_trained(inference.get("tta_vertical"), datamodule)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])

@@ -103,10 +103,3 @@ class ExportedModel:
 
     def predict_logits(self, images: Tensor) -> Tensor:
         return predict_logits(self, images, self.net.num_classes, self.inference, 2**self.net.depth)
-
-    def to(self, device: torch.device | str) -> "ExportedModel":
-        """Kept for symmetry with a module: the device is chosen when the model is opened."""
-        return self
-
-    def eval(self) -> "ExportedModel":
-        return self
