@@ -7,7 +7,9 @@ Run from the repository root:
 
 Quality: for each seed, ``experiment=isbi2012`` (slices resized to 256²) and
 ``experiment=isbi2012_patches`` (random 256² patches of the 512² slices, sliding-window
-validation) train for the same epochs and batch; the last checkpoints are scored on slices 24–29
+validation) with 1 and with 4 patches per slice per epoch (4: an epoch covers each slice's area
+once, as an epoch of resized slices does; it takes 4× the steps) train for the same epochs and
+batch; the last checkpoints are scored on slices 24–29
 **at native 512×512** (``evaluate.py resolution=native``): the resize pipeline's probabilities are
 upsampled to 512², the patch model slides its window (overlap 0.5, Gaussian weights), without
 flips, with the flips it was trained with (``inference.tta=true``: horizontal, as ISBI-2012 is
@@ -39,12 +41,22 @@ from benchmarks.common import MIB, PeakMemory, REPO_ROOT, emit, machine_line, ma
 from benchmarks.quality import run
 from segattn.inference import window_starts
 
-#: Row name → (experiment, evaluation overrides, evaluation folder name).
+#: Training run (its folder under the run directory) → (experiment, training overrides).
+TRAININGS = {
+    "isbi2012": ("isbi2012", []),
+    "isbi2012_patches": ("isbi2012_patches", ["data.patches_per_image=1"]),
+    "isbi2012_patches4": ("isbi2012_patches", ["data.patches_per_image=4"]),
+}
+FLIPS_AS_TRAINED = ["inference.tta=true"]  # horizontal: ISBI-2012 trains without vertical flips
+FOUR_FLIPS = ["inference.tta=true", "inference.tta_vertical=true"]
+#: Row name → (training run, evaluation overrides, evaluation folder name).
 PIPELINES = {
     "resize to 256²": ("isbi2012", [], "eval-native"),
-    "patches 256² + sliding window": ("isbi2012_patches", [], "eval-native"),
-    "patches 256² + sliding window + flips as trained (horizontal)": ("isbi2012_patches", ["inference.tta=true"], "eval-native-tta-trained"),
-    "patches 256² + sliding window + 4 flips": ("isbi2012_patches", ["inference.tta=true", "inference.tta_vertical=true"], "eval-native-tta4"),
+    "patches 256² (1 per slice per epoch) + sliding window": ("isbi2012_patches", [], "eval-native"),
+    "patches 256² (1 per slice) + sliding window + flips as trained (horizontal)": ("isbi2012_patches", FLIPS_AS_TRAINED, "eval-native-tta-trained"),
+    "patches 256² (1 per slice) + sliding window + 4 flips": ("isbi2012_patches", FOUR_FLIPS, "eval-native-tta4"),
+    "patches 256² (4 per slice per epoch) + sliding window": ("isbi2012_patches4", [], "eval-native"),
+    "patches 256² (4 per slice) + sliding window + flips as trained (horizontal)": ("isbi2012_patches4", FLIPS_AS_TRAINED, "eval-native-tta-trained"),
 }
 MEMORY_SIZES = [(1500, 2000), (3000, 4000)]
 
@@ -54,24 +66,25 @@ def quality_rows(args: argparse.Namespace, workdir: Path) -> list[list[object]]:
     seconds: dict[str, list[float]] = {name: [] for name in PIPELINES}
     for seed in args.seeds:
         trained: dict[str, tuple[Path, float]] = {}
-        for name, (experiment, eval_extra, eval_name) in PIPELINES.items():
-            run_dir = workdir / experiment / f"seed{seed}"
+        for name, (training, eval_extra, eval_name) in PIPELINES.items():
+            experiment, train_extra = TRAININGS[training]
+            run_dir = workdir / training / f"seed{seed}"
             timing = run_dir / "train_seconds.txt"  # written once train.py exited cleanly
-            if experiment not in trained and timing.is_file():  # finished by an earlier invocation (--resume)
-                trained[experiment] = (run_dir, float(timing.read_text()))
-            if experiment not in trained:
+            if training not in trained and timing.is_file():  # finished by an earlier invocation (--resume)
+                trained[training] = (run_dir, float(timing.read_text()))
+            if training not in trained:
                 overrides = [f"experiment={experiment}", f"seed={seed}", "callbacks.attention_images=null",
-                             "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}"]
+                             "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", *train_extra, *args.override]
                 if args.epochs:
                     overrides.append(f"trainer.max_epochs={args.epochs}")
-                trained[experiment] = (run_dir, run([sys.executable, "train.py", *overrides], workdir / f"{experiment}-seed{seed}-train.log"))
-                timing.write_text(f"{trained[experiment][1]:.1f}")
+                trained[training] = (run_dir, run([sys.executable, "train.py", *overrides], workdir / f"{training}-seed{seed}-train.log"))
+                timing.write_text(f"{trained[training][1]:.1f}")
             out = run_dir / eval_name
             if not (out / "metrics.json").is_file():
                 run([sys.executable, "evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "resolution=native",
-                     f"hydra.run.dir={out}", *eval_extra], workdir / f"{experiment}-seed{seed}-{out.name}.log")
+                     f"hydra.run.dir={out}", *eval_extra], workdir / f"{training}-seed{seed}-{out.name}.log")
             scores[name].append(json.loads((out / "metrics.json").read_text())["dice"]["mean"])
-            seconds[name].append(trained[experiment][1])
+            seconds[name].append(trained[training][1])
     base = statistics.mean(scores["resize to 256²"])
     rows = []
     for name, values in scores.items():
@@ -115,6 +128,7 @@ def main() -> None:
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--no-memory", action="store_true", help="quality rows only")
     parser.add_argument("--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused")
+    parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every training run")
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--window-batch", type=int, default=4)
     parser.add_argument("--base-channels", type=int, default=32)

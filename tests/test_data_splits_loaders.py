@@ -16,6 +16,7 @@ from PIL import Image
 from segattn.data import FolderDataModule, ISBI2012DataModule, OxfordPetsDataModule, SyntheticDataModule
 from segattn.data.splits import seeded_cap, seeded_split
 from segattn.data.transforms import IMAGENET_MEAN, IMAGENET_STD, train_pipeline
+from segattn.data.workers import resolve_num_workers
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "data"
 SPLITS = ("train", "val", "test")
@@ -196,7 +197,10 @@ def test_yaml_roots_and_loader_defaults(tmp_path):
     for name, folder in expected.items():
         cfg = compose(name, tmp_path)
         assert cfg.data.root == str(tmp_path / folder)
-        assert (cfg.data.num_workers, cfg.data.persistent_workers, cfg.data.pin_memory) == (2, True, None)
+        assert (cfg.data.num_workers, cfg.data.persistent_workers, cfg.data.pin_memory) == ("auto", True, None)
+        dm = instantiate(cfg.data)
+        assert dm.num_workers == resolve_num_workers("auto", cfg.data.cache)
+        assert dm.persistent_workers == (dm.num_workers > 0)  # torch refuses persistent workers without workers
     # pin_memory null: pinned host memory exactly when CUDA is there to copy to
     assert instantiate(compose("synthetic", tmp_path).data).pin_memory == torch.cuda.is_available()
     synthetic = compose("synthetic", tmp_path).data
@@ -266,3 +270,20 @@ def test_real_isbi_splits_are_disjoint_deterministic_and_membrane_is_one(real_da
     assert torch.equal(item["mask"], torch.from_numpy((raw == 0).astype(np.int64)))
     # Measured normalisation: a slice comes out roughly zero-mean, unit-variance.
     assert abs(float(item["image"].mean())) < 0.5 and 0.5 < float(item["image"].std()) < 1.5
+
+
+def test_auto_workers_follow_the_device_and_the_cache():
+    # With CUDA the CPU is free to load: one worker per core but one, at most 8.
+    assert resolve_num_workers("auto", cache=True, cuda=True, cpus=16) == 8
+    assert resolve_num_workers("auto", cache=False, cuda=True, cpus=4) == 3
+    assert resolve_num_workers("auto", cache=False, cuda=True, cpus=1) == 1
+    # On the CPU alone, cached samples load fastest in the training process itself.
+    assert resolve_num_workers("auto", cache=True, cuda=False, cpus=16) == 0
+    assert resolve_num_workers("auto", cache=False, cuda=False, cpus=16) == 2  # decoding files overlaps training
+    assert resolve_num_workers("auto", cache=False, cuda=False, cpus=2) == 0  # too few cores to share
+    assert resolve_num_workers(3, cache=True, cuda=False, cpus=2) == 3  # a count is taken as given
+    for bad in (-1, "four", 2.5, True):
+        with pytest.raises(ValueError, match=r"data.num_workers: got .*expected an integer >= 0 or 'auto'"):
+            resolve_num_workers(bad, cache=False)
+    with pytest.raises(ValueError, match="data.num_workers"):
+        SyntheticDataModule(num_workers="many")

@@ -75,6 +75,28 @@ def test_patch_mode_data_module(tiny_isbi):
         ISBI2012DataModule(root=str(tiny_isbi), foreground_fraction=1.5)
 
 
+def test_patches_per_image_cut_several_different_patches_of_every_image_per_epoch(tiny_isbi):
+    one = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16, foreground_fraction=0.0)
+    four = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16, foreground_fraction=0.0, patches_per_image=4)
+    images = len(one.dataset("train"))
+    train = four.dataset("train")
+    assert len(train) == 4 * images
+    assert len(four.dataset("val")) == len(one.dataset("val"))  # evaluation keeps whole images, once
+    names = [train[(0, i)]["name"] for i in range(len(train))]
+    assert all(names.count(n) == 4 for n in set(names)) and len(set(names)) == images
+    copies = [train[(0, k * images)]["image"] for k in range(4)]  # four patches of the first image
+    assert len({c.numpy().tobytes() for c in copies}) == 4
+    assert torch.equal(train[(0, 0)]["image"], one.dataset("train")[(0, 0)]["image"])  # the first patch as with 1
+    assert four.train_dataloader().sampler.__len__() == 4 * images  # an epoch takes them all
+    with pytest.raises(IndexError, match=f"out of range for a dataset of {4 * images} items"):
+        train[(0, 4 * images)]
+    resized = ISBI2012DataModule(root=str(tiny_isbi), patches_per_image=4)  # no patches: whole images once
+    assert len(resized.dataset("train")) == images
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match=r"data.patches_per_image: got .*expected an integer >= 1"):
+            ISBI2012DataModule(root=str(tiny_isbi), patch_size=16, patches_per_image=bad)
+
+
 def run(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -244,8 +244,8 @@ def data_problems(data: dict) -> list[str]:
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:
             problems.append(f"data.{key}: got {value}; expected an integer >= 1")
     value = data.get("num_workers")
-    if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-        problems.append(f"data.num_workers: got {value}; expected an integer >= 0")
+    if value is not None and value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        problems.append(f"data.num_workers: got {value!r}; expected an integer >= 0 or auto")
     for key in ("val_fraction", "test_fraction"):
         value = data.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value < 1:

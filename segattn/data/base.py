@@ -24,6 +24,7 @@ from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
 from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
+from segattn.data.workers import resolve_num_workers
 from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
 
 SPLITS = ("train", "val", "test")
@@ -42,7 +43,8 @@ class SegmentationDataset(Dataset):
 
     The key may be an index, or ``(epoch, index)`` as yielded by ``ResumableSampler``: then the
     augmentation is seeded from (seed, epoch, index), so it is the same in a resumed run, in any
-    worker, as in an uninterrupted one.
+    worker, as in an uninterrupted one. With patches, ``patches_per_image`` random patches are cut
+    from every image per epoch: item ``index`` is a patch of sample ``index % len(samples)``.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class SegmentationDataset(Dataset):
         seed: int = 0,
         scale: float = 1.0,
         patch: dict[str, Any] | None = None,
+        patches_per_image: int = 1,
     ) -> None:
         self.samples = list(samples)
         self.transform = transform
@@ -62,6 +65,7 @@ class SegmentationDataset(Dataset):
         self.seed = seed
         self.scale = scale
         self.patch = patch  # sample_patch's size, foreground_fraction, pad_label, ignore_index
+        self.patches_per_image = patches_per_image if patch is not None else 1
         self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
         self._rest = transform  # the part of the pipeline applied to cached samples
 
@@ -92,7 +96,7 @@ class SegmentationDataset(Dataset):
         return sum(image.nbytes + mask.nbytes for image, mask in self._cache)
 
     def __len__(self) -> int:
-        return len(self.samples)
+        return len(self.samples) * self.patches_per_image
 
     @property
     def names(self) -> list[str]:
@@ -100,13 +104,17 @@ class SegmentationDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         epoch, index = key if isinstance(key, tuple) else (None, key)
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a dataset of {len(self)} items")
+        index %= len(self)
+        key_seed = zlib.crc32(f"{self.seed}/{epoch}/{index}".encode())  # every patch of an image its own
+        index = index % len(self.samples)
         sample = self.samples[index]
         if self._cache is not None:
             image, mask = self._cache[index]
         else:
             image, mask = sample.load(self.grey, self.table)
             image, mask = rescale(image, mask, self.scale)
-        key_seed = zlib.crc32(f"{self.seed}/{epoch}/{index}".encode())
         if self.patch is not None:
             image, mask = sample_patch(image, mask, rng=np.random.default_rng(key_seed), **self.patch)
         if epoch is not None:
@@ -142,7 +150,7 @@ class SegmentationDataModule(L.LightningDataModule):
         self,
         image_size: int = 128,
         batch_size: int = 8,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         pin_memory: bool | None = None,
         persistent_workers: bool = False,
         seed: int | None = 42,
@@ -152,22 +160,23 @@ class SegmentationDataModule(L.LightningDataModule):
         patch_size: int | None = None,
         scale: float = 1.0,
         foreground_fraction: float = 0.33,
+        patches_per_image: int = 1,
         cache: bool = False,
         train_transform: A.Compose | None = None,
         eval_transform: A.Compose | None = None,
     ) -> None:
         super().__init__()
-        for name, value, low in (("image_size", image_size, 1), ("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+        for name, value, low in (("image_size", image_size, 1), ("batch_size", batch_size, 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"data.{name}: got {value!r}; expected an integer >= {low}")
         if max_samples is not None and (not isinstance(max_samples, int) or max_samples < 1):
             raise ValueError(f"data.max_samples: got {max_samples!r}; expected a positive integer or null")
         self.image_size = image_size
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        self.num_workers = resolve_num_workers(num_workers, cache)  # "auto": by device and cache (workers.py)
         # Pinned host memory lets batches go to the GPU asynchronously; it means nothing without one.
         self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0  # torch refuses it without workers
+        self.persistent_workers = persistent_workers and self.num_workers > 0  # torch refuses it without workers
         # Splits must never depend on chance: a null seed (the run's ``seed: null``) means the default.
         self.seed = DEFAULT_SEED if seed is None else int(seed)
         self.max_samples = max_samples
@@ -181,7 +190,10 @@ class SegmentationDataModule(L.LightningDataModule):
             raise ValueError(f"data.scale: got {scale!r}; expected a resampling factor > 0 (1 = native scale)")
         if not isinstance(foreground_fraction, (int, float)) or not 0 <= foreground_fraction <= 1:
             raise ValueError(f"data.foreground_fraction: got {foreground_fraction!r}; expected a fraction in [0, 1]")
+        if not isinstance(patches_per_image, int) or isinstance(patches_per_image, bool) or patches_per_image < 1:
+            raise ValueError(f"data.patches_per_image: got {patches_per_image!r}; expected an integer >= 1")
         self.patch_size = patch_size
+        self.patches_per_image = patches_per_image
         self.cache = cache
         self.scale = float(scale)
         self.foreground_fraction = float(foreground_fraction)
@@ -259,7 +271,8 @@ class SegmentationDataModule(L.LightningDataModule):
             samples = seeded_cap(splits.get(split, []), self.max_samples, self.seed, split)
             transform = self.train_transform if split == "train" else self.eval_transform
             self._datasets[split] = SegmentationDataset(
-                samples, transform, self.grey, table, self.seed, self.scale, patch if split == "train" else None
+                samples, transform, self.grey, table, self.seed, self.scale, patch if split == "train" else None,
+                self.patches_per_image,
             )
         if self.cache:
             held = sum(self._datasets[split].fill_cache() for split in SPLITS)
