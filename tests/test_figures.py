@@ -10,6 +10,7 @@ import albumentations as A
 import numpy as np
 import pytest
 import torch
+from matplotlib.patches import StepPatch
 
 from segattn.data import OxfordPetsDataModule
 from segattn.data.errors import DatasetLayoutError
@@ -107,7 +108,14 @@ def test_gate_figure_shows_every_level_on_zero_to_one_with_histograms(model_outp
     assert len(gate_maps) == len(maps.gates) >= 2
     assert all((ax.images[0].norm.vmin, ax.images[0].norm.vmax) == (0.0, 1.0) for ax in gate_maps)
     assert has_colour_bar(fig)
-    assert sum(1 for ax in fig.axes if ax.get_title().startswith("contrast")) == len(maps.gates)
+    histograms = [ax for ax in fig.axes if ax.get_title().startswith("contrast")]
+    assert len(histograms) == len(maps.gates)
+    for ax in histograms:  # one filled density outline per class present (foreground and background)
+        steps = [p for p in ax.patches if isinstance(p, StepPatch)]
+        assert sorted(p.get_label() for p in steps) == ["background", "foreground"]
+        for p in steps:
+            values, edges, _ = p.get_data()
+            assert np.sum(values * np.diff(edges)) == pytest.approx(1.0)
     width, height = pixels(fig)
     assert width >= 600 and height >= 300
 

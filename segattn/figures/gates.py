@@ -76,7 +76,9 @@ def gate_figure(
         hist = axes[1, level + 1]
         for values, colour, label in ((bg, "#56B4E9", "background"), (fg, "#E69F00", "foreground")):
             if values.size:
-                hist.hist(values, bins=BINS, color=colour, alpha=0.6, density=True, label=label)
+                # One filled outline per class (what ``hist`` draws as 40 bar patches, at a tenth of the cost).
+                density, _ = np.histogram(values, bins=BINS, density=True)
+                hist.stairs(density, BINS, fill=True, color=colour, alpha=0.6, label=label)
         contrast = gate_contrast(g, t, ignore_index)
         hist.set_title(f"contrast {contrast:+.3f}" if contrast == contrast else "contrast n/a", fontsize=9)
         hist.set_xlim(0, 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -63,6 +64,7 @@ def self_attention_figure(
     extent = (-0.5, w - 0.5, h - 0.5, -0.5)
     centres = [((c + 0.5) * w / gw - 0.5, (r + 0.5) * h / gh - 0.5) for r, c, _ in queries]
     image = None
+    outline = None  # the ground truth's outline, traced once and drawn on every panel
     for i, (label, head, stats) in enumerate(rows):
         photo_ax = axes[i, 0]
         if i == 0:
@@ -79,7 +81,10 @@ def self_attention_figure(
             values = head[r * gw + c].reshape(gh, gw).numpy()
             image = ax.imshow(values, cmap="magma", norm=norm, extent=extent, aspect=aspect, interpolation="nearest")
             if target is not None and (target > 0).any():
-                ax.contour((target.detach().cpu().numpy() > 0).astype(float), levels=[0.5], colors="white", linewidths=0.7)
+                if outline is None:
+                    outline = ax.contour((target.detach().cpu().numpy() > 0).astype(float), levels=[0.5], colors="white", linewidths=0.7)
+                else:  # the same lines without tracing the mask again (contouring is most of a panel's cost)
+                    ax.add_collection(LineCollection(outline.allsegs[0], colors="white", linewidths=0.7), autolim=False)
             ax.plot(x, y, marker="o", ms=7, mfc=QUERY_COLOURS[kind], mec="white")
             if i == 0:
                 ax.set_title(f"query {j} ({kind})", fontsize=9)
