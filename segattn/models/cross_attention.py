@@ -100,6 +100,9 @@ class MultiHeadCrossAttentionGate(nn.Module):
         out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm)
         gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
         gate = torch.sigmoid(self.gate_norm(gate))
+        # The token layout leaves the gate channels-last; in the skip's layout instead (a copy at Y's
+        # size), the upsampled gate, the product and their gradients avoid full-size layout copies.
+        gate = gate.contiguous(memory_format=memory_format_of(skip))
         if torch.jit.is_tracing():  # the U-Net's skips are exactly twice Y's size; a size would be frozen
             gate = F.interpolate(gate, scale_factor=2.0, mode="bilinear", align_corners=False)
         else:
@@ -110,3 +113,10 @@ class MultiHeadCrossAttentionGate(nn.Module):
 def tokens(x: Tensor) -> Tensor:
     """(B, C, H, W) → (B, H·W, C)."""
     return x.flatten(2).transpose(1, 2)
+
+
+def memory_format_of(x: Tensor) -> torch.memory_format:
+    """``channels_last`` when ``x`` is laid out that way (and not also plain contiguous), else contiguous."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
