@@ -1,7 +1,7 @@
 """End-to-end training throughput of ``train.py`` against the model's own training step.
 
 Run from the repository root:
-    python benchmarks/pipeline.py [--experiment pets_binary] [--epochs 3] [--device cuda] [--output FILE]
+    python benchmarks/pipeline.py [--experiment pets_binary] [--epochs 4] [--device cuda] [--output FILE]
 
 For each ablation, ``train.py`` runs the experiment (default: the main job, Oxford-IIIT Pet at
 128 px, batch 16, from ``$SEGATTN_DATA_DIR``) for one warm-up epoch plus ``--epochs`` epochs with
@@ -11,8 +11,10 @@ Hydra override) records the wall time from the start of the second epoch to the 
 validation and checkpoints included. Images per second = training images × epochs / that time.
 
 The model-only figure is ``benchmarks/model.py``'s step (forward, cross-entropy, backward, AdamW on
-a random batch already on the device) for the same widths, image size and batch, the ablations
-taking turns. "end-to-end / model" says how much of the model's speed the loop keeps.
+a random batch already on the device) for the same widths, image size, batch and memory format,
+timed right after that ablation's run. "end-to-end / model" says how much of the model's speed
+the loop keeps. The default 4 timed epochs hold one figure epoch (the last), about the main
+job's share (figures every 5 epochs: 4 of 20).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import yaml
 from benchmarks.common import REPO_ROOT, emit, machine_line, markdown_table, resolve_device, time_interleaved
 from benchmarks.model import VARIANTS, build_step
 from benchmarks.quality import run
+from segattn.data.workers import resolve_num_workers
 
 SWITCHES = {"plain U-Net": "false,false", "+MHSA": "true,false", "+MHCA": "false,true", "MHSA+MHCA": "true,true"}
 
@@ -88,13 +91,20 @@ def model_only(configs: dict[str, dict], device: torch.device, amp: str | None, 
     return {v: configs[v]["data"]["batch_size"] / t for v, t in times.items()}
 
 
+def workers(data: dict) -> str:
+    """The run's loader workers: the setting, and what ``auto`` chose on this machine."""
+    value = data["num_workers"]
+    return f"{value} ({resolve_num_workers(value, bool(data.get('cache')))})" if value == "auto" else str(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="pets_binary")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs, after one warm-up epoch")
+    parser.add_argument("--epochs", type=int, default=4,
+                        help="timed epochs, after one warm-up epoch (4: figures in one of them, as in 4 of the main job's 20)")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--repeats", type=int, default=5, help="model-only steps per ablation (median)")
+    parser.add_argument("--repeats", type=int, default=15, help="model-only steps per ablation (median)")
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for train.py")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "pipeline"))
     parser.add_argument("--output", default=None)
@@ -104,9 +114,13 @@ def main() -> None:
     device = resolve_device(args.device)
     workdir = Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
     workdir.mkdir(parents=True, exist_ok=True)
-    loops = {v: end_to_end(v, args, workdir) for v in args.variants}
     amp = "bf16" if args.device == "cuda" else None  # trainer=gpu trains in bf16 mixed precision
-    model = model_only({v: r["config"] for v, r in loops.items()}, device, amp, args.repeats)
+    loops, model = {}, {}
+    for v in args.variants:
+        # Each model-only step is timed right after its own loop: on a shared machine the speed
+        # drifts over minutes, and the ratio should compare the two under the same conditions.
+        loops[v] = end_to_end(v, args, workdir)
+        model.update(model_only({v: loops[v]["config"]}, device, amp, args.repeats))
     rows = []
     for v, r in loops.items():
         loop = r["images"] / r["seconds"]
@@ -116,7 +130,7 @@ def main() -> None:
     text = [
         f"Machine: {machine_line(device)}",
         f"experiment={args.experiment}: {config['data']['image_size']} px, batch {config['data']['batch_size']}, base channels "
-        f"{config['model']['base_channels']}, {config['data']['num_workers']} loader workers, cache {config['data'].get('cache')}; "
+        f"{config['model']['base_channels']}, {workers(config['data'])} loader workers, cache {config['data'].get('cache')}; "
         f"overrides: {' '.join(args.override) or 'none'}. Runs: {workdir}",
         "",
         markdown_table(header, rows),
