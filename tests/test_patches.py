@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from segattn.data import ISBI2012DataModule
+from segattn.data.checks import check_samples
 from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,8 @@ def test_patches_per_image_cut_several_different_patches_of_every_image_per_epoc
     assert four.train_dataloader().sampler.__len__() == 4 * images  # an epoch takes them all
     with pytest.raises(IndexError, match=f"out of range for a dataset of {4 * images} items"):
         train[(0, 4 * images)]
+    present = check_samples(four, ["train", "val"])  # reads every file once, not once per patch
+    assert present["train"] == {0, 1}
     resized = ISBI2012DataModule(root=str(tiny_isbi), patches_per_image=4)  # no patches: whole images once
     assert len(resized.dataset("train")) == images
     for bad in (0, 2.5, True):

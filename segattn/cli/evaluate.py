@@ -59,7 +59,7 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ConfigError(f"resolution: got {cfg.resolution!r}; allowed: {', '.join(RESOLUTIONS)}")
     datamodule.setup("test" if cfg.split == "test" else "validate")
     if len(datamodule.dataset(cfg.split)) == 0:
-        sizes = {split: len(datamodule.dataset(split)) for split in ("train", "val", "test")}
+        sizes = {split: len(datamodule.dataset(split).samples) for split in ("train", "val", "test")}
         with_images = [f"{split} ({n} images)" for split, n in sizes.items() if n and split in SPLITS]
         raise DatasetContentError(
             f"split={cfg.split}: the {cfg.split} split of this data is empty (data.root={getattr(datamodule, 'root', 'n/a')}); "

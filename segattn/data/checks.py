@@ -48,8 +48,9 @@ def check_samples(datamodule, splits: Sequence[str], workers: int | None = None)
         for split in splits:
             dataset = datamodule.dataset(split)
             present[split] = set()
-            total += len(dataset)
-            for problem, classes in pool.map(lambda i, d=dataset: _load(d, i), range(len(dataset))):
+            count = len(dataset.samples)  # files, not items: a patch dataset has several items per file
+            total += count
+            for problem, classes in pool.map(lambda i, d=dataset: _load(d, i), range(count)):
                 if problem:
                     problems.append(f"{split}: {problem}")
                 else:
