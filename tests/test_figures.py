@@ -4,6 +4,7 @@ images and queries; the Pet download decision and its offline failure."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 import urllib.error
 
 import albumentations as A
@@ -21,7 +22,7 @@ from segattn.figures import (
 )
 from segattn.figures.self_attention import probability_norm
 from segattn.models import UNetAttention
-from segattn.training.attention_images import is_logging_epoch
+from segattn.training.attention_images import AttentionImageLogger, is_logging_epoch
 
 
 def pixels(fig) -> tuple[int, int]:
@@ -181,3 +182,22 @@ def test_offline_auto_download_ends_with_the_missing_data_message(tmp_path, monk
     assert calls and calls[0][1]["download"] is True
     message = str(err.value)
     assert "downloading it failed" in message and "no network" in message and "data.root=" in message
+
+
+def test_worst_images_are_ranked_from_the_validation_steps_own_predictions(monkeypatch):
+    callback = AttentionImageLogger(every_n_epochs=5, worst_k=1)
+    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, current_epoch=4, max_epochs=20,
+                              datamodule=SimpleNamespace(ignore_index=None))
+    module = SimpleNamespace(net=SimpleNamespace(num_classes=2))
+    mask = torch.zeros(2, 4, 4, dtype=torch.long)
+    mask[:, :2] = 1
+    predictions = torch.stack([mask[0], 1 - mask[1]])  # "a" exactly right, "b" exactly wrong
+    callback.on_validation_epoch_start(trainer, module)  # epoch 5 (counting from 1): a drawing epoch
+    callback.on_validation_batch_end(trainer, module, {"predictions": predictions}, {"name": ["a", "b"], "mask": mask}, 0)
+    assert callback.scores_from_validation(SimpleNamespace(names=["b", "a"])) == [0.0, 1.0]  # in the dataset's order
+    assert callback.scores_from_validation(SimpleNamespace(names=["a", "b", "c"])) is None  # "c" was not validated
+    assert callback.scores_from_validation(SimpleNamespace(names=["a", "a"])) is None  # names must identify images
+    trainer.current_epoch = 5  # not a drawing epoch: nothing is collected
+    callback.on_validation_epoch_start(trainer, module)
+    callback.on_validation_batch_end(trainer, module, {"predictions": predictions}, {"name": ["a", "b"], "mask": mask}, 0)
+    assert callback.scores_from_validation(SimpleNamespace(names=["a", "b"])) is None

@@ -74,11 +74,34 @@ class AttentionImageLogger(Callback):
         self.num_queries = num_queries
         self.per_head = per_head
         self.seed = seed
+        self._val_dice: dict[str, float] | None = None  # per-image Dice of this validation epoch, by name
+
+    def _draws_now(self, trainer: Trainer) -> bool:
+        return (not trainer.sanity_checking and trainer.is_global_zero
+                and is_logging_epoch(trainer.current_epoch, self.every_n_epochs, trainer.max_epochs))
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._val_dice = {} if self._draws_now(trainer) and self.worst_k else None
+
+    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
+                                dataloader_idx: int = 0) -> None:
+        """On a drawing epoch, the Dice of each validated image from the step's own predictions."""
+        if self._val_dice is None or not isinstance(outputs, dict) or "predictions" not in outputs:
+            return
+        ignore = getattr(trainer.datamodule, "ignore_index", None)
+        for name, prediction, mask in zip(batch["name"], outputs["predictions"], batch["mask"]):
+            self._val_dice[name] = image_dice(prediction, mask, pl_module.net.num_classes, ignore)
+
+    def scores_from_validation(self, dataset) -> list[float] | None:
+        """Per-image Dice of ``dataset`` (in its order) from the validation just run, or None when
+        it did not see every image (other processes' shards, ``limit_val_batches``) or names repeat."""
+        names = list(dataset.names)
+        if self._val_dice is None or len(set(names)) != len(names) or any(n not in self._val_dice for n in names):
+            return None
+        return [self._val_dice[n] for n in names]
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero:
-            return
-        if not is_logging_epoch(trainer.current_epoch, self.every_n_epochs, trainer.max_epochs):
+        if not self._draws_now(trainer):
             return
         logger = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if logger is None or trainer.datamodule is None:
@@ -98,7 +121,10 @@ class AttentionImageLogger(Callback):
         dm = trainer.datamodule
         seed = self.seed if self.seed is not None else getattr(dm, "seed", 0)
         fixed = varied_sample(dataset.names, self.num_images, seed)
-        worst = worst_k(self.dice_per_image(pl_module, dataset, dm), self.worst_k, exclude=fixed) if self.worst_k else []
+        worst = []
+        if self.worst_k:
+            scores = self.scores_from_validation(dataset) or self.dice_per_image(pl_module, dataset, dm)
+            worst = worst_k(scores, self.worst_k, exclude=fixed)
         items = [dataset[i] for i in fixed + worst]
         if getattr(dm, "patch_size", None):  # native-size images: show the central window the model sees
             items = [central_window(it, dm.patch_size, 2**pl_module.net.depth, dm.ignore_index) for it in items]
@@ -141,7 +167,8 @@ class AttentionImageLogger(Callback):
 
     @staticmethod
     def dice_per_image(pl_module: LightningModule, dataset, dm) -> list[float]:
-        """Per-image Dice of the whole validation split (fast path, batched), to find the worst."""
+        """Per-image Dice of the whole validation split (fast path, batched), to find the worst
+        when the validation loop's own predictions do not cover it."""
         scores: list[float] = []
         if getattr(dm, "patch_size", None):  # native sizes: one image at a time, as validation runs them
             for i in range(len(dataset)):

@@ -116,11 +116,15 @@ class SegmentationModule(L.LightningModule):
         """Logits of whole images as ``inference`` says (``segattn.inference.predict_logits``)."""
         return predict_logits(self, images, self.net.num_classes, self.inference, 2**self.net.depth)
 
-    def _evaluate_batch(self, batch: dict, split: str, scores: SegmentationScores) -> None:
+    def _evaluate_batch(self, batch: dict, split: str, scores: SegmentationScores) -> dict[str, Tensor]:
+        """Loss and scores of one batch; returns the predicted class ids (callbacks receive them in
+        ``on_validation_batch_end``: the figure callback ranks images by them without predicting again)."""
         logits = self.predict_logits(batch["image"])
         loss = self.criterion(logits, batch["mask"])
         self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=split == "val", batch_size=len(batch["image"]), sync_dist=True)
-        scores.update(logits.argmax(dim=1), batch["mask"])
+        predictions = logits.argmax(dim=1)
+        scores.update(predictions, batch["mask"])
+        return {"predictions": predictions}
 
     def _log_scores(self, split: str, scores: SegmentationScores) -> None:
         # torchmetrics gathers the counts from every process in compute(), so the values are global.
@@ -134,14 +138,14 @@ class SegmentationModule(L.LightningModule):
         self.log_dict(headline, prog_bar=True)
         self.log_dict({k: v for k, v in flat.items() if k not in headline})
 
-    def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate_batch(batch, "val", self.val_scores)
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate_batch(batch, "val", self.val_scores)
 
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val", self.val_scores)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate_batch(batch, "test", self.test_scores)
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate_batch(batch, "test", self.test_scores)
 
     def on_test_epoch_end(self) -> None:
         self._log_scores("test", self.test_scores)
