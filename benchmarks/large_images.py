@@ -8,7 +8,7 @@ Run from the repository root:
 Quality: for each seed, ``experiment=isbi2012`` (slices resized to 256²) and
 ``experiment=isbi2012_patches`` (random 256² patches of the 512² slices, sliding-window
 validation) with 1 and with 4 patches per slice per epoch (4: an epoch covers each slice's area
-once, as an epoch of resized slices does; it takes 4× the steps) train for the same epochs and
+once, as an epoch of resized slices does; 3× the steps at batch 16) train for the same epochs and
 batch; the last checkpoints are scored on slices 24–29
 **at native 512×512** (``evaluate.py resolution=native``): the resize pipeline's probabilities are
 upsampled to 512², the patch model slides its window (overlap 0.5, Gaussian weights), without
