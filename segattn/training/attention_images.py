@@ -89,7 +89,8 @@ class AttentionImageLogger(Callback):
         if self._val_dice is None or not isinstance(outputs, dict) or "predictions" not in outputs:
             return
         ignore = getattr(trainer.datamodule, "ignore_index", None)
-        for name, prediction, mask in zip(batch["name"], outputs["predictions"], batch["mask"]):
+        predictions, masks = outputs["predictions"].cpu(), batch["mask"].cpu()  # one copy per batch, not per image
+        for name, prediction, mask in zip(batch["name"], predictions, masks):
             self._val_dice[name] = image_dice(prediction, mask, pl_module.net.num_classes, ignore)
 
     def scores_from_validation(self, dataset) -> list[float] | None:
