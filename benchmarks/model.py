@@ -117,12 +117,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="ablations at --sizes (plain U-Net is always run)")
     p.add_argument("--no-memory", action="store_true", help="time only (no peak-memory child processes)")
     p.add_argument("--smoke", action="store_true", help="32 px, batch 1 (unless --batch), no full sizes, 1 repeat: a quick check")
+    p.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="UNetAttention settings for every row, e.g. gate_channels=one (values read as YAML)")
+    p.add_argument("--also", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="add a row: the full model with these settings on top of --model, e.g. cross_attention_levels=[1,2,3]")
     p.add_argument("--output", help="also write the report to this file")
     p.add_argument("--memory-case", help=argparse.SUPPRESS)  # internal: run one case in a child process
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.full_sizes, args.repeats, args.batch = [32], [], 1, args.batch or 1
+    args.model, args.also = settings(args.model, "--model"), settings(args.also, "--also")
     return args
+
+
+def settings(items: list[str], flag: str) -> dict:
+    """``["key=value", ...]`` → ``{key: value}``, each value parsed as YAML (``[1,2]``, ``one``, ``0.9``)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{flag}: expected KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def main(argv=None) -> None:
@@ -133,7 +151,8 @@ def main(argv=None) -> None:
         return memory_case(json.loads(args.memory_case))
     device = resolve_device(args.device)
     script = Path(__file__).resolve()
-    plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants]) for s in args.sizes]
+    also = f"MHSA+MHCA, {', '.join(f'{k}={v}' for k, v in args.also.items())}" if args.also else None
+    plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants] + ([also] if also else [])) for s in args.sizes]
     plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
     # torch.compile may recompile on the first calls after compiling (guards, backward): more warm-up.
     warmup = 3 if args.compile else 1
@@ -141,9 +160,9 @@ def main(argv=None) -> None:
     rows = []
     for size, variants in plan:
         batch = args.batch or default_batch(size)
-        cases = {v: dict(variant=v, size=size, batch=batch, base_channels=args.base_channels,
+        cases = {v: dict(variant="MHSA+MHCA" if v == also else v, size=size, batch=batch, base_channels=args.base_channels,
                          device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last,
-                         compile=args.compile) for v in variants}
+                         compile=args.compile, model={**args.model, **(args.also if v == also else {})}) for v in variants}
         built = {v: build_step(c, device) for v, c in cases.items()}
         times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=warmup)
         params = {v: n for v, (_, n) in built.items()}
@@ -159,7 +178,8 @@ def main(argv=None) -> None:
     amp = f", autocast {args.amp}" if args.amp else ""
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
-        f"the model's attention defaults (MHSA 8 heads, MHCA head_dim 32, keys/values pooled to max_tokens 256){amp}"
+        f"the model's attention defaults (MHSA 8 heads, MHCA head_dim 32, keys/values pooled to max_tokens 256)"
+        f"{''.join(f', {k}={v}' for k, v in args.model.items())}{amp}"
         f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"

@@ -39,6 +39,19 @@ def test_gate_contrast_per_level():
     assert "mhsa_head_entropy" not in out
 
 
+def test_levels_without_mhca_are_none_in_the_per_level_lists():
+    mask = torch.zeros(1, 4, 4, dtype=torch.long)
+    mask[0, :2] = 1
+    gate = torch.full((1, 1, 2, 2), 0.3)
+    gate[..., :1, :] = 0.8
+    maps = AttentionMaps(gates=[gate], gate_levels=[2], cross_attention=[None])
+    stats = AttentionStats()
+    stats.update(maps, mask)
+    out = stats.compute()
+    assert out["gate_contrast"][:2] == [None, None] and out["gate_contrast"][2] == pytest.approx(0.5)
+    assert len(out["gate_mean_foreground"]) == len(out["mhca_entropy"]) == 3
+
+
 def test_ignored_pixels_are_left_out_of_the_contrast():
     mask = torch.tensor([[[1, 0], [2, 2]]])
     gate = torch.tensor([[[[0.8, 0.4], [0.0, 1.0]]]])

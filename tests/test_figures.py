@@ -119,6 +119,12 @@ def test_gate_figure_shows_every_level_on_zero_to_one_with_histograms(model_outp
             assert np.sum(values * np.diff(edges)) == pytest.approx(1.0)
     width, height = pixels(fig)
     assert width >= 600 and height >= 300
+    # A model without MHCA at some levels: the panels are titled by their real level.
+    later = gate_figure(denormalize(image, None), [g[0] for g in maps.gates[1:]], mask, name="x", levels=maps.gate_levels[1:])
+    assert [ax.get_title().split(":")[0] for ax in later.axes if ax.get_title().startswith("level")] == [
+        f"level {i}" for i in maps.gate_levels[1:]]
+    with pytest.raises(ValueError, match="levels"):
+        gate_figure(denormalize(image, None), [g[0] for g in maps.gates], mask, name="x", levels=[1])
 
 
 def test_queries_come_from_the_ground_truth_foreground_then_background():

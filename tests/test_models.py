@@ -143,10 +143,38 @@ def test_attention_maps_shapes_and_ranges():
 
 def test_one_channel_gates_and_heads_from_head_dim():
     model = UNetAttention(depth=3, base_channels=16, head_dim=32, gate_channels="one").eval()
-    assert [m.heads for m in model.cross_attention] == [1, 1, 2]  # 16, 32, 64 channels
+    assert [m.heads for m in model.cross_attention.values()] == [1, 1, 2]  # 16, 32, 64 channels
     with torch.no_grad():
         _, maps = model(torch.randn(1, 3, 32, 32), return_attention=True)
     assert [tuple(g.shape) for g in maps.gates] == [(1, 1, 32, 32), (1, 1, 16, 16), (1, 1, 8, 8)]
+
+
+def test_cross_attention_levels_leave_out_skips_and_keep_checkpoint_keys():
+    """MHCA on levels 1 and 2 only: level 0's skip passes ungated, the maps name their levels, and the
+    parameters of a gated level have the same names as in the model with every level gated."""
+    torch.manual_seed(0)
+    every = UNetAttention(depth=3, base_channels=8, heads=4, head_dim=4, max_tokens=16).eval()
+    some = UNetAttention(depth=3, base_channels=8, heads=4, head_dim=4, max_tokens=16, cross_attention_levels=[2, 1]).eval()
+    assert list(some.cross_attention) == ["1", "2"]
+    names_every = {n for n in every.state_dict() if n.startswith("cross_attention.")}
+    names_some = {n for n in some.state_dict() if n.startswith("cross_attention.")}
+    assert names_some == {n for n in names_every if not n.startswith("cross_attention.0.")} and names_some
+    with torch.no_grad():
+        logits, maps = some(torch.randn(2, 3, 64, 32), return_attention=True)
+        fast = some(torch.randn(2, 3, 64, 32))
+    assert logits.shape == fast.shape == (2, 2, 64, 32)
+    assert maps.gate_levels == [1, 2]
+    assert [tuple(g.shape) for g in maps.gates] == [(2, 16, 32, 16), (2, 32, 16, 8)]
+    assert maps.cross_attention_sizes == [(16, 8), (8, 4)]
+    # Level 0 ungated: a model with a gate at level 0 forced to pass everything gives the same output.
+    every.load_state_dict(some.state_dict(), strict=False)
+    with torch.no_grad():
+        every.cross_attention["0"].gate_norm.bias.fill_(1e4)  # sigmoid = 1: the skip passes unchanged
+        x = torch.randn(1, 3, 64, 32)
+        torch.testing.assert_close(every(x), some(x))
+    for bad in ([], [3], [-1], [True]):
+        with pytest.raises(ValueError, match="cross_attention_levels"):
+            UNetAttention(depth=3, base_channels=8, cross_attention_levels=bad)
 
 
 def test_cross_attention_projections_are_signed_learned_linear_maps():

@@ -31,12 +31,14 @@ def problems_of(*overrides: str) -> str:
 def test_default_and_experiment_configs_are_valid():
     for experiment in ("smoke", "pets_binary", "pets_trimap", "isbi2012"):
         validate_train_config(compose_train(f"experiment={experiment}"))
+    validate_train_config(compose_train("model.cross_attention_levels=[1]"))
 
 
 @pytest.mark.parametrize(
     "override,expected",
     [
         ("model.heads=3", "model.heads: got 3, which does not divide the bottleneck's 32 channels"),
+        ("model.cross_attention_levels=[0,5]", "model.cross_attention_levels: got [0, 5]; expected null (every level) or a non-empty list"),
         ("data.image_size=30", "data.image_size: got 30; must be a multiple of 2**model.depth = 4 (nearest valid: 28 or 32)"),
         ("module.lr=-0.1", "module.lr: got -0.1; expected a learning rate > 0"),
         ("module.loss=focal", "module.loss: got 'focal'; allowed: ce, dice, ce+dice"),

@@ -45,10 +45,15 @@ def gate_figure(
     name: str,
     ignore_index: int | None = None,
     original_size: tuple[int, int] | None = None,
+    levels: Sequence[int] | None = None,
 ) -> Figure:
-    """``gates``: per level, the (C, h, w) gate of this image, values in [0, 1]."""
+    """``gates``: per gated level, the (C, h, w) gate of this image, values in [0, 1];
+    ``levels``: their skip levels (default 0, 1, ...), for the titles."""
     if not gates:
         raise ValueError("gate_figure needs at least one gate level")
+    levels = list(range(len(gates))) if levels is None else list(levels)
+    if len(levels) != len(gates):
+        raise ValueError(f"gate_figure: {len(gates)} gates but {len(levels)} levels {levels}")
     aspect = panel_aspect(original_size)
     h, w = photo.shape[:2]
     t = target.detach().cpu()
@@ -61,11 +66,11 @@ def gate_figure(
     axes[1, 0].axis("off")
     norm = Normalize(vmin=0.0, vmax=1.0)
     image = None
-    for level, gate in enumerate(gates, start=0):
+    for column, (level, gate) in enumerate(zip(levels, gates), start=1):
         g = gate.detach().float().cpu()
         if g.ndim != 3:
             raise ValueError(f"gate of level {level} must be (C, h, w), got {tuple(g.shape)}")
-        ax = axes[0, level + 1]
+        ax = axes[0, column]
         image = ax.imshow(g.mean(0).numpy(), cmap="viridis", norm=norm, extent=(-0.5, w - 0.5, h - 0.5, -0.5), aspect=aspect,
                           interpolation="nearest")
         channels = "1 channel" if g.shape[0] == 1 else f"mean of {g.shape[0]} channels"
@@ -73,7 +78,7 @@ def gate_figure(
         full = F.interpolate(g[None], size=t.shape[-2:], mode="nearest")[0]  # (C, H, W)
         fg = full[:, (t > 0) & valid].flatten().numpy()
         bg = full[:, (t == 0) & valid].flatten().numpy()
-        hist = axes[1, level + 1]
+        hist = axes[1, column]
         for values, colour, label in ((bg, "#56B4E9", "background"), (fg, "#E69F00", "foreground")):
             if values.size:
                 # One filled outline per class: what ``hist`` draws as 40 bar patches, far cheaper to build and draw.
@@ -84,7 +89,7 @@ def gate_figure(
         hist.set_xlim(0, 1)
         hist.set_yticks([])
         hist.tick_params(labelsize=7)
-        if level == 0:
+        if column == 1:
             hist.legend(fontsize=7, frameon=False)
     for ax in axes[0]:
         ax.set_xticks([])

@@ -19,7 +19,8 @@ class AttentionMaps:
 
     ``self_attention``: MHSA weights (B, heads, N, N) with N = h·w of the bottleneck, rows = queries
     (each row sums to 1 over the keys); ``self_attention_size`` = (h, w).
-    ``gates[i]``: MHCA gate (B, 1 or C_i, H_i, W_i) of skip level i (0 = full resolution), in (0, 1).
+    ``gates[i]``: MHCA gate (B, 1 or C, H, W) of skip level ``gate_levels[i]`` (0 = full
+    resolution), in (0, 1); every level unless ``cross_attention_levels`` leaves some out.
     ``cross_attention[i]``: MHCA weights (B, heads_i, Nq, Nkv) of that level: one row per query
     cell of the decoder feature's grid ``cross_attention_sizes[i]`` = (hy, wy), one column per
     cell of the key/value grid ``cross_attention_key_sizes[i]`` (pooled when above max_tokens).
@@ -29,6 +30,7 @@ class AttentionMaps:
     self_attention: Tensor | None = None
     self_attention_size: tuple[int, int] | None = None
     gates: list[Tensor] = field(default_factory=list)
+    gate_levels: list[int] = field(default_factory=list)
     cross_attention: list[Tensor] = field(default_factory=list)
     cross_attention_sizes: list[tuple[int, int]] = field(default_factory=list)
     cross_attention_key_sizes: list[tuple[int, int]] = field(default_factory=list)
@@ -52,7 +54,10 @@ class UNetAttention(nn.Module):
         head_dim: channels per head of each MHCA gate: a skip of C channels gets
             max(1, C // head_dim) heads (lowered to a divisor of C).
         self_attention: use the MHSA bottleneck.
-        cross_attention: gate every skip connection with MHCA.
+        cross_attention: gate the skip connections with MHCA.
+        cross_attention_levels: the skip levels that MHCA gates (0 = full resolution); None = all,
+            as in the paper. Leaving out level 0 removes most of MHCA's cost (its queries are the
+            decoder's largest grid).
         max_tokens: cap on the keys and values of each MHCA (queries, and so the gates, keep the
             decoder's full grid; cost stays linear in pixels).
         gate_channels: "skip" (one gate per skip channel) or "one" (one spatial gate per level).
@@ -83,6 +88,7 @@ class UNetAttention(nn.Module):
         deep_supervision: int = 0,
         qk_norm: bool = False,
         gate_init: float = 0.5,
+        cross_attention_levels: list[int] | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("depth", depth), ("base_channels", base_channels)):
@@ -90,6 +96,12 @@ class UNetAttention(nn.Module):
                 raise ValueError(f"UNetAttention: {name} must be a positive integer, got {value!r}")
         if not isinstance(deep_supervision, int) or isinstance(deep_supervision, bool) or not 0 <= deep_supervision < depth:
             raise ValueError(f"UNetAttention: deep_supervision must be an integer in [0, depth - 1 = {depth - 1}], got {deep_supervision!r}")
+        levels = list(range(depth)) if cross_attention_levels is None else sorted(set(cross_attention_levels))
+        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth for i in levels) or not levels:
+            raise ValueError(
+                f"UNetAttention: cross_attention_levels must be null (all) or a non-empty list of skip levels "
+                f"from 0 to depth - 1 = {depth - 1}, got {cross_attention_levels!r}"
+            )
         self.depth = depth
         self.num_classes = num_classes
         self.in_channels = in_channels
@@ -97,10 +109,11 @@ class UNetAttention(nn.Module):
         self.inc = DoubleConv(in_channels, channels[0])
         self.downs = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))
         self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads, qk_norm) if self_attention else None
+        # Keyed by level ("0" = full resolution): the same state-dict keys as a list of all levels.
         self.cross_attention = (
-            nn.ModuleList(
-                MultiHeadCrossAttentionGate(channels[i], channels[i + 1], head_dim, max_tokens, gate_channels, qk_norm, gate_init)
-                for i in range(depth)
+            nn.ModuleDict(
+                {str(i): MultiHeadCrossAttentionGate(channels[i], channels[i + 1], head_dim, max_tokens, gate_channels, qk_norm, gate_init)
+                 for i in levels}
             )
             if cross_attention
             else None
@@ -147,11 +160,12 @@ class UNetAttention(nn.Module):
         aux: list[Tensor] = []
         for level in reversed(range(self.depth)):
             skip = skips[level]
-            if self.cross_attention is not None:
-                gate_module = self.cross_attention[level]
+            if self.cross_attention is not None and str(level) in self.cross_attention:
+                gate_module = self.cross_attention[str(level)]
                 skip, gate, weights = gate_module(skip, y, need_weights=need_weights, pooled_skip=pooled[level])
                 if need_weights:
                     maps.gates.insert(0, gate)
+                    maps.gate_levels.insert(0, level)
                     maps.cross_attention.insert(0, weights)
                     maps.cross_attention_sizes.insert(0, (y.shape[-2], y.shape[-1]))
                     maps.cross_attention_key_sizes.insert(0, key_value_grid(y.shape[-2], y.shape[-1], gate_module.max_tokens))

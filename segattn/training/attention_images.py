@@ -155,7 +155,7 @@ class AttentionImageLogger(Callback):
                 writer.add_figure(f"val_mhsa/{item['name']}", figure, global_step=step, close=True)
             if maps.gates:
                 figure = gate_figure(photo, [g[k] for g in maps.gates], item["mask"], name=item["name"], ignore_index=ignore,
-                                     original_size=size)
+                                     original_size=size, levels=maps.gate_levels)
                 writer.add_figure(f"val_gates/{item['name']}", figure, global_step=step, close=True)
         n = len(fixed)
         if maps.self_attention is not None or maps.gates:

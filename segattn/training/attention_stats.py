@@ -47,7 +47,8 @@ class AttentionStats:
         self.mhsa_entropy: Tensor | None = None
         self.mhsa_agreement: Tensor | None = None
         self.mhca_entropy: list[Tensor] = []
-        self.gate_sums: list[Tensor] = []  # per level: [sum on fg, fg pixels, sum on bg, bg pixels]
+        self.gate_sums: list[Tensor] = []  # per gated level: [sum on fg, fg pixels, sum on bg, bg pixels]
+        self.gate_levels: list[int] = []
 
     def update(self, maps: AttentionMaps, mask: Tensor) -> None:
         b = mask.shape[0]
@@ -62,6 +63,7 @@ class AttentionStats:
         if not self.gate_sums:
             self.gate_sums = [torch.zeros(4, dtype=torch.float64) for _ in maps.gates]
             self.mhca_entropy = [torch.zeros((), dtype=torch.float64) for _ in maps.gates]
+            self.gate_levels = list(maps.gate_levels) or list(range(len(maps.gates)))
         valid = torch.ones_like(mask, dtype=torch.bool) if self.ignore_index is None else mask != self.ignore_index
         foreground = (mask > 0) & valid
         background = (mask == 0) & valid
@@ -80,7 +82,8 @@ class AttentionStats:
     def compute(self) -> dict:
         """``{"mhsa_head_entropy": [...], "mhsa_query_agreement": [...], "mhca_entropy": [...],
         "gate_contrast": [...], "gate_mean_foreground": [...], "gate_mean_background": [...]}``
-        (lists per head or per level, level 0 = full resolution; keys absent without that part)."""
+        (lists per head or per level, level 0 = full resolution, None at a level without MHCA;
+        keys absent without that part)."""
         out: dict = {}
         n = max(1, self.images)
         if self.mhsa_entropy is not None:
@@ -93,4 +96,14 @@ class AttentionStats:
             out["gate_mean_background"] = [None if v is None else round(v, 4) for v in bg]
             out["gate_contrast"] = [None if f is None or b is None else round(f - b, 4) for f, b in zip(fg, bg)]
             out["mhca_entropy"] = [round(float(e) / n, 4) for e in self.mhca_entropy]
+            for key in ("gate_mean_foreground", "gate_mean_background", "gate_contrast", "mhca_entropy"):
+                out[key] = by_level(out[key], self.gate_levels)
         return out
+
+
+def by_level(values: list, levels: list[int]) -> list:
+    """Values of the gated levels placed at their level's index (None at levels without MHCA)."""
+    out = [None] * (max(levels) + 1)
+    for level, value in zip(levels, values):
+        out[level] = value
+    return out
