@@ -42,22 +42,45 @@ SWITCHES = {"plain U-Net": "false,false", "+MHSA": "true,false", "+MHCA": "false
 
 
 class EpochClock(L.Callback):
-    """Writes ``{"seconds": ..., "epochs": ..., "images": ...}`` to ``path``: the wall time from
-    the start of epoch ``skip`` to the end of training (validation and checkpoints included)."""
+    """Writes ``{"seconds": ..., "epochs": ..., "images": ..., "phases": {...}}`` to ``path``: the
+    wall time from the start of epoch ``skip`` to the end of training (validation and checkpoints
+    included), and how the timed epochs split it: "train" (the training batches), "validation"
+    (the validation loop), "after validation" (figures, checkpoints, logging, up to the next
+    epoch's first batch or the end)."""
 
     def __init__(self, path: str, skip: int = 1) -> None:
         self.path, self.skip, self.start = Path(path), skip, None
+        self.phases = {"train": 0.0, "validation": 0.0, "after validation": 0.0}
+        self.mark: tuple[str, float] | None = None
+
+    def _switch(self, phase: str | None) -> None:
+        now = time.perf_counter()
+        if self.mark is not None:
+            self.phases[self.mark[0]] += now - self.mark[1]
+        self.mark = (phase, now) if phase else None
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if trainer.current_epoch == self.skip:
             self.start = time.perf_counter()
+        if self.start is not None:
+            self._switch("train")
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        if self.start is not None and not trainer.sanity_checking:
+            self._switch("validation")
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if self.start is not None and not trainer.sanity_checking:
+            self._switch("after validation")
 
     def on_fit_end(self, trainer, pl_module) -> None:
         if self.start is None or trainer.global_rank != 0:
             return
+        self._switch(None)
         epochs = trainer.current_epoch - self.skip
         images = len(trainer.datamodule.dataset("train")) * epochs
-        self.path.write_text(json.dumps({"seconds": time.perf_counter() - self.start, "epochs": epochs, "images": images}))
+        self.path.write_text(json.dumps({"seconds": time.perf_counter() - self.start, "epochs": epochs, "images": images,
+                                         "phases": self.phases}))
 
 
 def end_to_end(variant: str, args: argparse.Namespace, workdir: Path) -> dict:
@@ -124,9 +147,11 @@ def main() -> None:
     rows = []
     for v, r in loops.items():
         loop = r["images"] / r["seconds"]
-        rows.append([v, r["epochs"], r["images"], f"{r['seconds']:.1f}", f"{loop:.1f}", f"{model[v]:.1f}", f"{loop / model[v]:.0%}"])
+        phases = " / ".join(f"{r['phases'][k]:.1f}" for k in ("train", "validation", "after validation"))
+        rows.append([v, r["epochs"], r["images"], f"{r['seconds']:.1f}", phases, f"{loop:.1f}", f"{model[v]:.1f}", f"{loop / model[v]:.0%}"])
     config = next(iter(loops.values()))["config"]
-    header = ["model", "timed epochs", "images", "seconds", "end-to-end img/s", "model-only img/s", "end-to-end / model"]
+    header = ["model", "timed epochs", "images", "seconds", "train / validation / after s", "end-to-end img/s", "model-only img/s",
+              "end-to-end / model"]
     text = [
         f"Machine: {machine_line(device)}",
         f"experiment={args.experiment}: {config['data']['image_size']} px, batch {config['data']['batch_size']}, base channels "

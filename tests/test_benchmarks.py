@@ -65,11 +65,15 @@ def test_pipeline_benchmark_smoke(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = table_rows(out.read_text())
-    assert rows[0] == ["model", "timed epochs", "images", "seconds", "end-to-end img/s", "model-only img/s", "end-to-end / model"]
+    assert rows[0] == ["model", "timed epochs", "images", "seconds", "train / validation / after s", "end-to-end img/s",
+                       "model-only img/s", "end-to-end / model"]
     assert [r[0] for r in rows[1:]] == ["plain U-Net", "MHSA+MHCA"]
     for r in rows[1:]:
         assert r[1] == "1" and r[2] == "16"  # one timed epoch of the 16 generated training images
-        assert float(r[4]) > 0 and float(r[5]) > 0 and r[6].endswith("%")
+        phases = [float(v) for v in r[4].split(" / ")]
+        assert len(phases) == 3 and all(v >= 0 for v in phases) and phases[0] > 0
+        assert abs(sum(phases) - float(r[3])) <= 0.16  # the phases split the timed seconds (each rounded to 0.1)
+        assert float(r[5]) > 0 and float(r[6]) > 0 and r[7].endswith("%")
 
 
 @pytest.mark.slow
