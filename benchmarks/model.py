@@ -68,8 +68,8 @@ def build_step(case: dict, device: torch.device):
     model = model.to(memory_format=layout)
     if case.get("compile"):
         model = torch.compile(model)  # compiled on the warm-up step
-    # The AdamW kernel the training loop picks (fused: 32-bit weights, bf16 autocast at most).
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, **adamw_implementation("32-true"))
+    # The AdamW kernel the training loop picks (fused in 32-bit training, foreach under mixed precision).
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, **adamw_implementation("bf16-mixed" if case["amp"] else "32-true"))
     b, s = case["batch"], case["size"]
     x = torch.randn(b, 3, s, s, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, 2, (b, s, s), device=device)

@@ -37,6 +37,23 @@ def test_warmup_cosine_rises_then_decays_to_zero():
     assert values[-1] < 0.01 and all(a >= b for a, b in zip(values[30:], values[31:]))
 
 
+@pytest.mark.parametrize("precision", ["bf16-mixed", "32-true"])
+def test_gradients_are_clipped_under_mixed_precision(precision):
+    """Lightning's mixed-precision plugin refuses to clip for the fused AdamW (it raised on the first
+    CUDA run of ``trainer=gpu``, bf16-mixed); the optimizer the module picks must train there."""
+    import lightning as L
+
+    from segattn.data import SyntheticDataModule
+
+    data = SyntheticDataModule(image_size=32, batch_size=4, num_train=8)
+    module = SegmentationModule(net=NET, class_names=data.class_names, lr=1e-3)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", precision=precision, gradient_clip_val=1.0, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 2
+    assert trainer.optimizers[0].defaults["fused" if precision == "32-true" else "foreach"]
+
+
 @pytest.mark.parametrize("scheduler", ["onecycle", "cosine"])
 def test_schedules_warm_up_to_the_peak_learning_rate(scheduler, tmp_path):
     import lightning as L

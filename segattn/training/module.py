@@ -200,15 +200,17 @@ class SegmentationModule(L.LightningModule):
 
 def adamw_implementation(precision: str) -> dict:
     """AdamW's fused kernel (one pass over every parameter), or its multi-tensor ``foreach`` path
-    under float16 mixed precision, whose gradient scaler cannot clip gradients for an optimizer
-    that unscales them itself (Lightning refuses the combination).
+    under mixed precision (``16-mixed``, ``bf16-mixed``): Lightning's mixed-precision plugin
+    refuses to clip the gradients of an optimizer that could unscale them itself, as the fused one
+    can, even in bf16 where nothing is scaled (found on the first CUDA run of ``trainer=gpu``).
 
     PyTorch's default on the CPU is a Python loop over the parameter tensors: 140 ms per step for
     the 2M-parameter U-Net on a loaded 2-core CPU, against 12–24 ms (foreach) and 2–5 ms (fused);
     on a quiet one the difference is within noise (BENCHMARKS.md). Same update rule up to float
     rounding.
     """
-    return {"foreach": True} if precision.startswith("16") else {"fused": True}
+    mixed = str(precision).endswith("-mixed") or str(precision) in ("16", "bf16")
+    return {"foreach": True} if mixed else {"fused": True}
 
 
 def parameter_groups(net: torch.nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
