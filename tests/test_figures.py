@@ -11,6 +11,7 @@ import albumentations as A
 import numpy as np
 import pytest
 import torch
+from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.patches import StepPatch
 
 from segattn.data import OxfordPetsDataModule
@@ -151,6 +152,31 @@ def test_sample_is_seeded_and_varied_and_worst_k_ranks_by_dice():
 def test_figures_are_logged_every_n_epochs_and_on_the_last():
     assert [e for e in range(12) if is_logging_epoch(e, 5, 12)] == [4, 9, 11]
     assert [e for e in range(3) if is_logging_epoch(e, 5, -1)] == []
+
+
+def test_figures_wait_min_interval_s_between_drawings_except_on_the_last_epoch(monkeypatch):
+    """Fast epochs (a GPU, a small dataset): every 5th epoch is a logging epoch, but a drawing
+    under min_interval_s after the previous one is skipped; the last epoch always draws."""
+    import segattn.training.attention_images as images
+
+    clock = [0.0]
+    monkeypatch.setattr(images.time, "monotonic", lambda: clock[0])
+    callback = AttentionImageLogger(every_n_epochs=5, worst_k=0, min_interval_s=30)
+    drawn = []
+    monkeypatch.setattr(callback, "log_figures", lambda writer, trainer, module, dataset: drawn.append(trainer.current_epoch))
+    logger = TensorBoardLogger.__new__(TensorBoardLogger)
+    monkeypatch.setattr(TensorBoardLogger, "experiment", property(lambda self: None))
+    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, current_epoch=0, max_epochs=30, loggers=[logger],
+                              datamodule=SimpleNamespace(dataset=lambda split: [0]))
+    module = SimpleNamespace(training=False, eval=lambda: None, train=lambda mode: None)
+    for epoch in range(30):  # 4 s per epoch: logging epochs 4, 9, 14, ... are 20 s apart
+        trainer.current_epoch = epoch
+        callback.on_validation_epoch_start(trainer, module)
+        callback.on_validation_end(trainer, module)
+        clock[0] += 4.0
+    assert drawn == [4, 14, 24, 29]  # 9, 19 skipped (20 s after a drawing), the last epoch (29) always
+    with pytest.raises(ValueError, match="min_interval_s"):
+        AttentionImageLogger(min_interval_s=-1)
 
 
 def test_download_decision():

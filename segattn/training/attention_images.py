@@ -1,12 +1,14 @@
 """TensorBoard figures of predictions, MHSA heads and MHCA gates on the logging epochs.
 
-Kept cheap: only every ``every_n_epochs`` validation epochs and on the last one, only on rank 0,
-a few images, matplotlib figures (Agg) closed once logged. Only these images go through the
+Kept cheap: only every ``every_n_epochs`` validation epochs (and then not sooner than
+``min_interval_s`` seconds after the last drawing: on a GPU an epoch of a small dataset takes
+well under a second, and drawing takes seconds) and always on the last one, only on rank 0, a few images, matplotlib figures (Agg) closed once logged. Only these images go through the
 model's explicit attention path; training and validation stay on the fused path.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import fields, is_dataclass, replace
 
 import torch
@@ -62,26 +64,40 @@ class AttentionImageLogger(Callback):
 
     def __init__(
         self, every_n_epochs: int = 5, num_images: int = 3, worst_k: int = 2, num_queries: int = 3, per_head: bool = True,
-        seed: int | None = None,
+        seed: int | None = None, min_interval_s: float = 0.0,
     ) -> None:
         for key, value, low in (("every_n_epochs", every_n_epochs, 1), ("num_images", num_images, 1), ("worst_k", worst_k, 0),
                                 ("num_queries", num_queries, 1)):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"callbacks.attention_images.{key}: got {value!r}; expected an integer >= {low}")
+        if isinstance(min_interval_s, bool) or not isinstance(min_interval_s, (int, float)) or min_interval_s < 0:
+            raise ValueError(f"callbacks.attention_images.min_interval_s: got {min_interval_s!r}; expected seconds >= 0")
         self.every_n_epochs = every_n_epochs
+        self.min_interval_s = float(min_interval_s)
         self.num_images = num_images
         self.worst_k = worst_k
         self.num_queries = num_queries
         self.per_head = per_head
         self.seed = seed
         self._val_dice: dict[str, float] | None = None  # per-image Dice of this validation epoch, by name
+        self._last_drawn: float | None = None  # time.monotonic() of the last drawing
+        self._draw_epoch: int | None = None  # the epoch whose validation draws (decided when it starts)
 
     def _draws_now(self, trainer: Trainer) -> bool:
-        return (not trainer.sanity_checking and trainer.is_global_zero
-                and is_logging_epoch(trainer.current_epoch, self.every_n_epochs, trainer.max_epochs))
+        """A logging epoch (every N-th, and the last), unless the last drawing is under
+        ``min_interval_s`` seconds old; the last epoch always draws."""
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return False
+        if not is_logging_epoch(trainer.current_epoch, self.every_n_epochs, trainer.max_epochs):
+            return False
+        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch + 1 >= trainer.max_epochs
+        recent = self._last_drawn is not None and time.monotonic() - self._last_drawn < self.min_interval_s
+        return last or not recent
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._val_dice = {} if self._draws_now(trainer) and self.worst_k else None
+        draws = self._draws_now(trainer)
+        self._draw_epoch = trainer.current_epoch if draws else None
+        self._val_dice = {} if draws and self.worst_k else None
 
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
                                 dataloader_idx: int = 0) -> None:
@@ -102,8 +118,9 @@ class AttentionImageLogger(Callback):
         return [self._val_dice[n] for n in names]
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not self._draws_now(trainer):
+        if trainer.sanity_checking or self._draw_epoch != trainer.current_epoch:
             return
+        self._draw_epoch = None
         logger = next((lg for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)), None)
         if logger is None or trainer.datamodule is None:
             return
@@ -117,6 +134,7 @@ class AttentionImageLogger(Callback):
                 self.log_figures(logger.experiment, trainer, pl_module, dataset)
         finally:
             pl_module.train(was_training)
+            self._last_drawn = time.monotonic()
 
     def log_figures(self, writer, trainer: Trainer, pl_module: LightningModule, dataset) -> None:
         dm = trainer.datamodule
