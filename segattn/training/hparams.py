@@ -24,6 +24,7 @@ CURATED = {
     "heads": "model.heads",
     "head_dim": "model.head_dim",
     "gate_channels": "model.gate_channels",
+    "cross_attention_levels": "model.cross_attention_levels",
     "max_tokens": "model.max_tokens",
     "depth": "model.depth",
     "base_channels": "model.base_channels",
