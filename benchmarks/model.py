@@ -139,8 +139,15 @@ def settings(items: list[str], flag: str) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise SystemExit(f"{flag}: expected KEY=VALUE, got {item!r}")
+        if key in FIXED:
+            raise SystemExit(f"{flag}: {key} is set by the benchmark itself ({FIXED[key]}), not by {flag}")
         out[key] = yaml.safe_load(value)
     return out
+
+
+#: Settings each row fixes itself: rows differ in these only as the benchmark says.
+FIXED = {"base_channels": "--base-channels", "self_attention": "the row's ablation", "cross_attention": "the row's ablation",
+         "depth": "depth 4 in every row"}
 
 
 def main(argv=None) -> None:

@@ -44,9 +44,12 @@ SWITCHES = {"plain U-Net": "false,false", "+MHSA": "true,false", "+MHCA": "false
 class EpochClock(L.Callback):
     """Writes ``{"seconds": ..., "epochs": ..., "images": ..., "phases": {...}}`` to ``path``: the
     wall time from the start of epoch ``skip`` to the end of training (validation and checkpoints
-    included), and how the timed epochs split it: "train" (the training batches), "validation"
-    (the validation loop), "after validation" (figures, checkpoints, logging, up to the next
-    epoch's first batch or the end)."""
+    included), and how the timed epochs split it: "train" (from the epoch's start: the loader's
+    first batches and the training steps), "validation" (the validation batches), "after
+    validation" (from the callbacks' ``on_validation_epoch_end``: the module's metric computation,
+    figures, checkpoint writes, logging, up to the next epoch's start or the end of training).
+    With validation inside an epoch (``val_check_interval`` < 1) the training batches after it
+    count as "after validation"; the benchmark validates once per epoch."""
 
     def __init__(self, path: str, skip: int = 1) -> None:
         self.path, self.skip, self.start = Path(path), skip, None

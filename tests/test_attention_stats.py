@@ -50,6 +50,14 @@ def test_levels_without_mhca_are_none_in_the_per_level_lists():
     out = stats.compute()
     assert out["gate_contrast"][:2] == [None, None] and out["gate_contrast"][2] == pytest.approx(0.5)
     assert len(out["gate_mean_foreground"]) == len(out["mhca_entropy"]) == 3
+    # Lists span the model's levels, also past the deepest gated one (levels 0 and 1 of 4 here).
+    model = UNetAttention(depth=4, base_channels=8, heads=2, head_dim=4, cross_attention_levels=[0, 1]).eval()
+    with torch.no_grad():
+        _, maps = model(torch.randn(1, 3, 32, 32), return_attention=True)
+    stats = AttentionStats()
+    stats.update(maps, torch.randint(0, 2, (1, 32, 32)))
+    contrast = stats.compute()["gate_contrast"]
+    assert len(contrast) == 4 and contrast[2:] == [None, None] and None not in contrast[:2]
 
 
 def test_ignored_pixels_are_left_out_of_the_contrast():

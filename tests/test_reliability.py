@@ -57,6 +57,11 @@ def test_bad_settings_are_named_with_value_and_what_is_allowed(override, expecte
     assert expected in problems_of(override)
 
 
+def test_cross_attention_levels_are_checked_even_without_cross_attention():
+    """The model checks the levels whatever the switch says; the config check must catch it first."""
+    assert "model.cross_attention_levels: got [9]; expected null" in problems_of("model.cross_attention=false", "model.cross_attention_levels=[9]")
+
+
 def test_all_problems_are_reported_at_once():
     message = problems_of("model.heads=3", "module.lr=-1.0")
     assert "model.heads" in message and "module.lr" in message

@@ -69,16 +69,16 @@ def attention_problems(model: dict) -> list[str]:
             problems.append(f"model.head_dim: got {head_dim}; expected an integer >= 1")
         if model.get("max_tokens", 1) < 1:
             problems.append(f"model.max_tokens: got {model['max_tokens']}; expected an integer >= 1")
-        levels = model.get("cross_attention_levels")
-        if levels is not None and isinstance(levels, list) and depth >= 1 and (
-            not levels or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth for i in levels)
-        ):
-            problems.append(
-                f"model.cross_attention_levels: got {levels}; expected null (every level) or a non-empty list of "
-                f"skip levels from 0 (full resolution) to model.depth - 1 = {depth - 1}"
-            )
         if model.get("gate_channels", "skip") not in GATE_CHANNELS:
             problems.append(f"model.gate_channels: got {model.get('gate_channels')!r}; allowed: {', '.join(GATE_CHANNELS)}")
+    levels = model.get("cross_attention_levels")  # checked by the model even without MHCA, so here too
+    if levels is not None and isinstance(levels, list) and depth >= 1 and (
+        not levels or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth for i in levels)
+    ):
+        problems.append(
+            f"model.cross_attention_levels: got {levels}; expected null (every level) or a non-empty list of "
+            f"skip levels from 0 (full resolution) to model.depth - 1 = {depth - 1}"
+        )
     return problems
 
 

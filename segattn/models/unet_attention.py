@@ -20,7 +20,8 @@ class AttentionMaps:
     ``self_attention``: MHSA weights (B, heads, N, N) with N = h·w of the bottleneck, rows = queries
     (each row sums to 1 over the keys); ``self_attention_size`` = (h, w).
     ``gates[i]``: MHCA gate (B, 1 or C, H, W) of skip level ``gate_levels[i]`` (0 = full
-    resolution), in (0, 1); every level unless ``cross_attention_levels`` leaves some out.
+    resolution), in (0, 1); every level unless ``cross_attention_levels`` leaves some out
+    (``depth``: the model's number of skip levels).
     ``cross_attention[i]``: MHCA weights (B, heads_i, Nq, Nkv) of that level: one row per query
     cell of the decoder feature's grid ``cross_attention_sizes[i]`` = (hy, wy), one column per
     cell of the key/value grid ``cross_attention_key_sizes[i]`` (pooled when above max_tokens).
@@ -34,6 +35,7 @@ class AttentionMaps:
     cross_attention: list[Tensor] = field(default_factory=list)
     cross_attention_sizes: list[tuple[int, int]] = field(default_factory=list)
     cross_attention_key_sizes: list[tuple[int, int]] = field(default_factory=list)
+    depth: int = 0  # the model's skip levels (0..depth-1), gated or not
 
 
 def nearest_valid_sizes(size: int, multiple: int) -> tuple[int, int]:
@@ -146,7 +148,7 @@ class UNetAttention(nn.Module):
     def _run(self, x: Tensor, need_weights: bool, with_aux: bool) -> tuple[Tensor, AttentionMaps, list[Tensor]]:
         if not torch.jit.is_tracing():  # a traced graph's sizes are tensors; export checks them
             self.check_input_size(*x.shape[-2:])
-        maps = AttentionMaps()
+        maps = AttentionMaps(depth=self.depth)
         skips, pooled = [self.inc(x)], []
         for down in self.downs:
             max_pool, double_conv = down

@@ -49,6 +49,7 @@ class AttentionStats:
         self.mhca_entropy: list[Tensor] = []
         self.gate_sums: list[Tensor] = []  # per gated level: [sum on fg, fg pixels, sum on bg, bg pixels]
         self.gate_levels: list[int] = []
+        self.depth = 0
 
     def update(self, maps: AttentionMaps, mask: Tensor) -> None:
         b = mask.shape[0]
@@ -64,6 +65,7 @@ class AttentionStats:
             self.gate_sums = [torch.zeros(4, dtype=torch.float64) for _ in maps.gates]
             self.mhca_entropy = [torch.zeros((), dtype=torch.float64) for _ in maps.gates]
             self.gate_levels = list(maps.gate_levels) or list(range(len(maps.gates)))
+            self.depth = maps.depth
         valid = torch.ones_like(mask, dtype=torch.bool) if self.ignore_index is None else mask != self.ignore_index
         foreground = (mask > 0) & valid
         background = (mask == 0) & valid
@@ -97,13 +99,14 @@ class AttentionStats:
             out["gate_contrast"] = [None if f is None or b is None else round(f - b, 4) for f, b in zip(fg, bg)]
             out["mhca_entropy"] = [round(float(e) / n, 4) for e in self.mhca_entropy]
             for key in ("gate_mean_foreground", "gate_mean_background", "gate_contrast", "mhca_entropy"):
-                out[key] = by_level(out[key], self.gate_levels)
+                out[key] = by_level(out[key], self.gate_levels, self.depth)
         return out
 
 
-def by_level(values: list, levels: list[int]) -> list:
-    """Values of the gated levels placed at their level's index (None at levels without MHCA)."""
-    out = [None] * (max(levels) + 1)
+def by_level(values: list, levels: list[int], depth: int = 0) -> list:
+    """Values of the gated levels placed at their level's index: one entry per skip level of the
+    model (``depth``; at least up to the deepest gated level), None at levels without MHCA."""
+    out = [None] * max(depth, max(levels) + 1)
     for level, value in zip(levels, values):
         out[level] = value
     return out
