@@ -3,7 +3,8 @@
 Run from the repository root:  python benchmarks/model.py [--device cuda] [--amp bf16] [--output FILE]
 (``python -m benchmarks.model`` works too).
 
-The ablations share every width (``--base-channels``, depth 4, the attention defaults) and
+The ablations share every width (``--base-channels``, depth 4, the attention settings of
+``configs/model/unet_attention.yaml``, what ``train.py`` builds) and
 differ only in the attention switches: plain U-Net, +MHSA (bottleneck self-attention), +MHCA
 (cross-attention gates on the skips), and both (the full U-Net Transformer). Each step is what
 training does: forward, cross-entropy, backward, AdamW step, on random images and labels. All
@@ -51,6 +52,16 @@ from segattn.training.module import adamw_implementation
 
 # name → (self_attention, cross_attention)
 VARIANTS = {"plain U-Net": (False, False), "+MHSA": (True, False), "+MHCA": (False, True), "MHSA+MHCA": (True, True)}
+
+
+def config_defaults() -> dict:
+    """The attention settings of ``configs/model/unet_attention.yaml`` (what ``train.py`` builds),
+    without the keys each row sets itself: the benchmark measures the model users train."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "model" / "unet_attention.yaml").read_text())
+    skip = {"_target_", "in_channels", "num_classes", "base_channels", "self_attention", "cross_attention", "depth"}
+    return {k: v for k, v in config.items() if k not in skip}
 
 
 def default_batch(size: int) -> int:
@@ -169,7 +180,8 @@ def main(argv=None) -> None:
         batch = args.batch or default_batch(size)
         cases = {v: dict(variant="MHSA+MHCA" if v == also else v, size=size, batch=batch, base_channels=args.base_channels,
                          device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last,
-                         compile=args.compile, model={**args.model, **(args.also if v == also else {})}) for v in variants}
+                         compile=args.compile, model={**config_defaults(), **args.model, **(args.also if v == also else {})})
+                 for v in variants}
         built = {v: build_step(c, device) for v, c in cases.items()}
         times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=warmup)
         params = {v: n for v, (_, n) in built.items()}
@@ -185,8 +197,8 @@ def main(argv=None) -> None:
     amp = f", autocast {args.amp}" if args.amp else ""
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
-        f"the model's attention defaults (MHSA 8 heads, MHCA head_dim 32, keys/values pooled to max_tokens 256)"
-        f"{''.join(f', {k}={v}' for k, v in args.model.items())}{amp}"
+        f"the attention settings of configs/model/unet_attention.yaml ("
+        f"{', '.join(f'{k}={v}' for k, v in {**config_defaults(), **args.model}.items())}){amp}"
         f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
