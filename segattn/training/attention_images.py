@@ -2,7 +2,8 @@
 
 Kept cheap: only every ``every_n_epochs`` validation epochs (and then not sooner than
 ``min_interval_s`` seconds after the last drawing: on a GPU an epoch of a small dataset takes
-well under a second, and drawing takes seconds) and always on the last one, only on rank 0, a few images, matplotlib figures (Agg) closed once logged. Only these images go through the
+well under a second, and drawing takes seconds) and always on the last one; only on rank 0, a
+few images, matplotlib figures (Agg) closed once logged. Only these images go through the
 model's explicit attention path; training and validation stay on the fused path.
 """
 
