@@ -34,6 +34,7 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``sega
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 from benchmarks.common import (
     MIB,
@@ -54,14 +55,16 @@ from segattn.training.module import adamw_implementation
 VARIANTS = {"plain U-Net": (False, False), "+MHSA": (True, False), "+MHCA": (False, True), "MHSA+MHCA": (True, True)}
 
 
+#: Settings each row fixes itself: rows differ in these only as the benchmark says.
+FIXED = {"base_channels": "--base-channels", "self_attention": "the row's ablation", "cross_attention": "the row's ablation",
+         "depth": "depth 4 in every row"}
+
+
 def config_defaults() -> dict:
     """The attention settings of ``configs/model/unet_attention.yaml`` (what ``train.py`` builds),
     without the keys each row sets itself: the benchmark measures the model users train."""
-    import yaml
-
     config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "model" / "unet_attention.yaml").read_text())
-    skip = {"_target_", "in_channels", "num_classes", "base_channels", "self_attention", "cross_attention", "depth"}
-    return {k: v for k, v in config.items() if k not in skip}
+    return {k: v for k, v in config.items() if k not in FIXED and k not in ("_target_", "in_channels", "num_classes")}
 
 
 def default_batch(size: int) -> int:
@@ -143,8 +146,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def settings(items: list[str], flag: str) -> dict:
     """``["key=value", ...]`` → ``{key: value}``, each value parsed as YAML (``[1,2]``, ``one``, ``0.9``)."""
-    import yaml
-
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -156,11 +157,6 @@ def settings(items: list[str], flag: str) -> dict:
     return out
 
 
-#: Settings each row fixes itself: rows differ in these only as the benchmark says.
-FIXED = {"base_channels": "--base-channels", "self_attention": "the row's ablation", "cross_attention": "the row's ablation",
-         "depth": "depth 4 in every row"}
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.threads:
@@ -169,6 +165,7 @@ def main(argv=None) -> None:
         return memory_case(json.loads(args.memory_case))
     device = resolve_device(args.device)
     script = Path(__file__).resolve()
+    settings_all = {**config_defaults(), **args.model}  # every row's model settings (read once)
     also = f"MHSA+MHCA, {', '.join(f'{k}={v}' for k, v in args.also.items())}" if args.also else None
     plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants] + ([also] if also else [])) for s in args.sizes]
     plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
@@ -180,7 +177,7 @@ def main(argv=None) -> None:
         batch = args.batch or default_batch(size)
         cases = {v: dict(variant="MHSA+MHCA" if v == also else v, size=size, batch=batch, base_channels=args.base_channels,
                          device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last,
-                         compile=args.compile, model={**config_defaults(), **args.model, **(args.also if v == also else {})})
+                         compile=args.compile, model={**settings_all, **(args.also if v == also else {})})
                  for v in variants}
         built = {v: build_step(c, device) for v, c in cases.items()}
         times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=warmup)
@@ -198,7 +195,7 @@ def main(argv=None) -> None:
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the attention settings of configs/model/unet_attention.yaml ("
-        f"{', '.join(f'{k}={v}' for k, v in {**config_defaults(), **args.model}.items())}){amp}"
+        f"{', '.join(f'{k}={v}' for k, v in settings_all.items())}){amp}"
         f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"

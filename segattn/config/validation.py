@@ -17,6 +17,7 @@ from segattn.data.oxford_pets import TASKS as OXFORD_TASKS
 from segattn.config.typecheck import check_against_signature, check_target_node
 from segattn.data.transforms import AUGMENTS
 from segattn.models.cross_attention import GATE_CHANNELS
+from segattn.models.unet_attention import valid_cross_attention_levels
 from segattn.training.losses import LOSS_NAMES
 from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, SegmentationModule
 
@@ -72,9 +73,7 @@ def attention_problems(model: dict) -> list[str]:
         if model.get("gate_channels", "skip") not in GATE_CHANNELS:
             problems.append(f"model.gate_channels: got {model.get('gate_channels')!r}; allowed: {', '.join(GATE_CHANNELS)}")
     levels = model.get("cross_attention_levels")  # checked by the model even without MHCA, so here too
-    if levels is not None and isinstance(levels, list) and depth >= 1 and (
-        not levels or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth for i in levels)
-    ):
+    if isinstance(levels, list) and depth >= 1 and not valid_cross_attention_levels(levels, depth):
         problems.append(
             f"model.cross_attention_levels: got {levels}; expected null (every level) or a non-empty list of "
             f"skip levels from 0 (full resolution) to model.depth - 1 = {depth - 1}"

@@ -38,6 +38,14 @@ class AttentionMaps:
     depth: int = 0  # the model's skip levels (0..depth-1), gated or not
 
 
+def valid_cross_attention_levels(levels, depth: int) -> bool:
+    """True for a non-empty list of skip levels from 0 to ``depth - 1`` (``None`` = every level is
+    valid too); the model and the config check share this."""
+    if levels is None:
+        return True
+    return bool(levels) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth for i in levels)
+
+
 def nearest_valid_sizes(size: int, multiple: int) -> tuple[int, int]:
     """The multiples of ``multiple`` just below and above ``size`` (the lower one at least ``multiple``)."""
     lower = max(multiple, size // multiple * multiple)
@@ -98,12 +106,12 @@ class UNetAttention(nn.Module):
                 raise ValueError(f"UNetAttention: {name} must be a positive integer, got {value!r}")
         if not isinstance(deep_supervision, int) or isinstance(deep_supervision, bool) or not 0 <= deep_supervision < depth:
             raise ValueError(f"UNetAttention: deep_supervision must be an integer in [0, depth - 1 = {depth - 1}], got {deep_supervision!r}")
-        levels = list(range(depth)) if cross_attention_levels is None else sorted(set(cross_attention_levels))
-        if not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth for i in levels) or not levels:
+        if not valid_cross_attention_levels(cross_attention_levels, depth):
             raise ValueError(
                 f"UNetAttention: cross_attention_levels must be null (all) or a non-empty list of skip levels "
                 f"from 0 to depth - 1 = {depth - 1}, got {cross_attention_levels!r}"
             )
+        levels = list(range(depth)) if cross_attention_levels is None else sorted(set(cross_attention_levels))
         self.depth = depth
         self.num_classes = num_classes
         self.in_channels = in_channels

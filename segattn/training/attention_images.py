@@ -31,10 +31,14 @@ def metrics_step(trainer: Trainer) -> int:
     return int(getattr(loop, "_batches_that_stepped", trainer.global_step))
 
 
+def is_last_epoch(epoch: int, max_epochs: int | None) -> bool:
+    """Epoch ``epoch`` (from 0) is the run's last, by ``max_epochs`` (None or -1: no last epoch)."""
+    return max_epochs is not None and max_epochs > 0 and epoch + 1 >= max_epochs
+
+
 def is_logging_epoch(epoch: int, every_n_epochs: int, max_epochs: int | None) -> bool:
     """Every ``every_n_epochs``-th epoch (counting from 1) and always the last one."""
-    last = max_epochs is not None and max_epochs > 0 and epoch + 1 >= max_epochs
-    return (epoch + 1) % every_n_epochs == 0 or last
+    return (epoch + 1) % every_n_epochs == 0 or is_last_epoch(epoch, max_epochs)
 
 
 def original_size(dataset, index: int) -> tuple[int, int] | None:
@@ -91,9 +95,8 @@ class AttentionImageLogger(Callback):
             return False
         if not is_logging_epoch(trainer.current_epoch, self.every_n_epochs, trainer.max_epochs):
             return False
-        last = trainer.max_epochs is not None and trainer.max_epochs > 0 and trainer.current_epoch + 1 >= trainer.max_epochs
         recent = self._last_drawn is not None and time.monotonic() - self._last_drawn < self.min_interval_s
-        return last or not recent
+        return is_last_epoch(trainer.current_epoch, trainer.max_epochs) or not recent
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         draws = self._draws_now(trainer)
