@@ -49,7 +49,7 @@ from benchmarks.common import (
     time_interleaved,
 )
 from segattn.models import UNetAttention
-from segattn.training.module import adamw_implementation
+from segattn.training.module import COMPILE_MODES, adamw_implementation, compile_mode_of
 
 # name → (self_attention, cross_attention)
 VARIANTS = {"plain U-Net": (False, False), "+MHSA": (True, False), "+MHCA": (False, True), "MHSA+MHCA": (True, True)}
@@ -80,8 +80,9 @@ def build_step(case: dict, device: torch.device):
     model = UNetAttention(**{**extra, "base_channels": case["base_channels"], "self_attention": sa, "cross_attention": ca}).to(device).train()
     layout = torch.channels_last if case.get("channels_last") else torch.contiguous_format
     model = model.to(memory_format=layout)
-    if case.get("compile"):
-        model = torch.compile(model)  # compiled on the warm-up step
+    mode = compile_mode_of(case.get("compile", False))
+    if mode:
+        model = torch.compile(model, mode=mode)  # compiled on the warm-up steps
     # The AdamW kernel the training loop picks (fused in 32-bit training, foreach under mixed precision).
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, **adamw_implementation("bf16-mixed" if case["amp"] else "32-true"))
     b, s = case["batch"], case["size"]
@@ -89,6 +90,8 @@ def build_step(case: dict, device: torch.device):
     y = torch.randint(0, 2, (b, s, s), device=device)
 
     def step() -> None:
+        if mode in ("reduce-overhead", "max-autotune"):  # CUDA graphs: a new step begins (as in training)
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast(device, case["amp"]):
             loss = F.cross_entropy(model(x), y)
         loss.backward()
@@ -127,7 +130,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--amp", choices=("bf16",), default=None, help="autocast dtype for forward and loss (bf16)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--channels-last", action="store_true", help="model and inputs in channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (the warm-up step compiles it)")
+    p.add_argument("--compile", nargs="?", const="default", default=False, choices=COMPILE_MODES,
+                   help="torch.compile the model, in this mode (default: 'default'; 'reduce-overhead' adds CUDA graphs on a GPU); the warm-up steps compile it")
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="ablations at --sizes (plain U-Net is always run)")
     p.add_argument("--no-memory", action="store_true", help="time only (no peak-memory child processes)")
     p.add_argument("--smoke", action="store_true", help="32 px, batch 1 (unless --batch), no full sizes, 1 repeat: a quick check")
@@ -170,7 +174,7 @@ def main(argv=None) -> None:
     plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants] + ([also] if also else [])) for s in args.sizes]
     plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
     # torch.compile may recompile on the first calls after compiling (guards, backward): more warm-up.
-    warmup = 3 if args.compile else 1
+    warmup = (5 if args.compile in ("reduce-overhead", "max-autotune") else 3) if args.compile else 1
     gflops_before = reference_gflops(device)
     rows = []
     for size, variants in plan:
@@ -196,7 +200,7 @@ def main(argv=None) -> None:
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the attention settings of configs/model/unet_attention.yaml ("
         f"{', '.join(f'{k}={v}' for k, v in settings_all.items())}){amp}"
-        f"{', channels_last' if args.channels_last else ''}{', torch.compile' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up; peak memory above the step's "
+        f"{', channels_last' if args.channels_last else ''}{f', torch.compile ({args.compile})' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "

@@ -2,6 +2,7 @@
 
 Run from the repository root:
     python benchmarks/quality.py --seeds 0 1 2 [--datasets pets isbi] [--models reference plain full] [--output FILE]
+    python benchmarks/quality.py --device cuda --common data.image_size=256 trainer.max_epochs=50   # GPU rows
 
 For each dataset (Oxford-IIIT Pet binary at 128 px / 20 epochs, ISBI-2012 at 256 px / 40 epochs,
 both batch 16, from ``$SEGATTN_DATA_DIR``; budgets from ``configs/experiment``), each model and
@@ -79,6 +80,8 @@ def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Names
         f"experiment={DATASETS[dataset]['experiment']}",
         *MODELS[model][1],
         *([] if model == "reference" else args.override),
+        *args.common,
+        *(["trainer=gpu"] if args.device == "cuda" else []),
         f"seed={seed}",
         "callbacks.attention_images=null",
         "trainer.enable_progress_bar=false",
@@ -140,7 +143,7 @@ def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> str:
             contrast = mean_list([a["gate_contrast"] for a in attention]) if all("gate_contrast" in a for a in attention) else None
             entropy = mean_list([a["mhsa_head_entropy"] for a in attention]) if all("mhsa_head_entropy" in a for a in attention) else None
             rows.append([
-                DATASETS[dataset]["label"], MODELS[model][0], len(runs), f"{runs[0]['params']:,}",
+                DATASETS[dataset]["label"] + (f" ({' '.join(args.common)})" if args.common else ""), MODELS[model][0], len(runs), f"{runs[0]['params']:,}",
                 mean_std(dice), mean_std([r["metrics"]["iou"]["mean"] for r in runs]),
                 mean_std([r["metrics"]["dice"]["per_image_mean"] for r in runs]), delta,
                 "–" if contrast is None else " / ".join("n/a" if c is None else f"{c:+.3f}" for c in contrast),
@@ -154,10 +157,11 @@ def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> str:
     seeds = ", ".join(str(s) for s in args.seeds)
     split = "held-out test split" if args.split == "test" else "validation split (for choosing settings)"
     text = [
-        f"Machine: {machine_line(torch.device('cpu'))}",
+        f"Machine: {machine_line(torch.device(args.device))}" + (" (trainer=gpu: bf16-mixed)" if args.device == "cuda" else ""),
         f"Seeds {seeds}; best checkpoint (by val/dice) of each run scored on the {split}; mean ± sample std over seeds. "
         "Dice/IoU: dataset-level over the foreground class; per image: mean over images (segattn/training/metrics.py).",
-        f"Overrides of the segattn rows: {' '.join(args.override) or 'none'}. Run directories: {workdir}",
+        f"Overrides of the segattn rows: {' '.join(args.override) or 'none'}; of every row: {' '.join(args.common) or 'none'}. "
+        f"Run directories: {workdir}",
         "",
         markdown_table(header, rows),
     ]
@@ -171,6 +175,9 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--split", default="test", choices=["test", "val"], help="val to choose settings; test for the final table")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the segattn (non-reference) rows")
+    parser.add_argument("--common", nargs="*", default=[],
+                        help="Hydra overrides for every row, the reference included (e.g. data.image_size=256 trainer.max_epochs=50)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: every run with trainer=gpu (bf16-mixed)")
     parser.add_argument("--max-samples", type=int, default=None, help="cap per split (quick runs)")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "quality"), help="a timestamped folder is made in it")
     parser.add_argument("--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused")

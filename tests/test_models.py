@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from segattn.models import AttentionMaps, MultiHeadCrossAttentionGate, MultiHeadSelfAttention2d, UNetAttention, sincos_2d
+from segattn.models.positional_encoding import positions
 from segattn.models.token_pooling import key_value_grid
 
 TINY = dict(depth=2, base_channels=8, heads=2)
@@ -221,6 +223,21 @@ def test_positional_encoding_deterministic_and_distinct():
     assert torch.equal(a[8:, 0, :], a[8:, 4, :])
     # Any size works, and it follows the requested dtype.
     assert sincos_2d(8, 3, 1000, dtype=torch.float64).dtype == torch.float64
+
+
+def test_positional_encoding_is_kept_per_size_and_pooled_by_cell_means():
+    first = positions(16, 6, 10, device="cpu", dtype=torch.float32)
+    assert first is positions(16, 6, 10, device="cpu", dtype=torch.float32)  # computed once per size
+    torch.testing.assert_close(first, sincos_2d(16, 6, 10))
+    pooled = positions(16, 6, 10, device="cpu", dtype=torch.bfloat16, grid=(3, 4))
+    assert pooled.shape == (16, 3, 4) and pooled.dtype == torch.bfloat16
+    torch.testing.assert_close(pooled, F.adaptive_avg_pool2d(sincos_2d(16, 6, 10)[None], (3, 4))[0].bfloat16())
+    # First asked for under inference_mode, it still serves training (no inference tensor).
+    with torch.inference_mode():
+        kept = positions(8, 3, 3, device="cpu", dtype=torch.float64)
+    x = torch.zeros(8, 3, 3, dtype=torch.float64, requires_grad=True)
+    (x * kept).sum().backward()
+    torch.testing.assert_close(x.grad, sincos_2d(8, 3, 3, dtype=torch.float64))
 
 
 def test_positional_encoding_follows_input_device_and_dtype():

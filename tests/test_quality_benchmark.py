@@ -17,7 +17,7 @@ def test_quality_benchmark_smoke(tmp_path):
     out = tmp_path / "quality.md"
     proc = subprocess.run(
         [sys.executable, "benchmarks/quality.py", "--smoke", "--seeds", "0", "1", "--models", "reference", "plain", "full",
-         "--workdir", str(tmp_path / "runs"), "--output", str(out)],
+         "--common", "data.batch_size=3", "--workdir", str(tmp_path / "runs"), "--output", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -39,3 +39,4 @@ def test_quality_benchmark_smoke(tmp_path):
     config = (tmp_path / "runs").glob("*/smoke/reference/seed0/config.yaml")
     text = next(config).read_text()
     assert "decay_norm_and_bias: true" in text and "vertical_flip: false" in text and "cross_attention: false" in text
+    assert "batch_size: 3" in text  # --common reaches every row, the reference included

@@ -103,3 +103,20 @@ def test_augmentation_levels():
     assert train_pipeline(32, stats, rgb=True).transforms[0].interpolation == 3  # cv2.INTER_AREA: antialiased
     with pytest.raises(ValueError, match=r"data.augment: got 'heavy'; allowed: none, light, strong"):
         train_pipeline(32, stats, rgb=True, augment="heavy")
+
+
+@pytest.mark.parametrize("setting, mode, marks", [(False, None, 0), (True, "default", 0), ("reduce-overhead", "reduce-overhead", 2)])
+def test_compile_setting_picks_the_mode_and_marks_cuda_graph_steps(monkeypatch, setting, mode, marks):
+    compiled, marked = [], []
+    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: compiled.append(mode) or fn)
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marked.append(1))
+    module = SegmentationModule(net=NET, class_names=["a", "b"], compile=setting)
+    assert compiled == ([] if mode is None else [mode])
+    module(torch.randn(1, 3, 32, 32))
+    module.training_loss(torch.randn(1, 3, 32, 32), torch.zeros(1, 32, 32, dtype=torch.long))
+    assert len(marked) == marks  # CUDA graphs replay into the same memory: every step is announced
+
+
+def test_unknown_compile_mode_is_named():
+    with pytest.raises(ValueError, match=r"module.compile: got 'fast'.*reduce-overhead"):
+        SegmentationModule(net=NET, class_names=["a", "b"], compile="fast")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from segattn.models.attention import heads_for, multihead_attention
-from segattn.models.positional_encoding import sincos_2d
+from segattn.models.positional_encoding import positions
 from segattn.models.token_pooling import adaptive_pool2d, key_value_grid
 
 GATE_CHANNELS = ("one", "skip")
@@ -80,28 +80,27 @@ class MultiHeadCrossAttentionGate(nn.Module):
         b, cs, h, w = skip.shape
         hy, wy = coarse.shape[-2:]
         grid = key_value_grid(hy, wy, self.max_tokens)
-        pe_coarse = sincos_2d(coarse.shape[1], hy, wy, device=coarse.device, dtype=coarse.dtype)
-        pe_skip = sincos_2d(cs, hy, wy, device=skip.device, dtype=skip.dtype)
-        coarse = coarse + pe_coarse
+        coarse = coarse + positions(coarse.shape[1], hy, wy, device=coarse.device, dtype=coarse.dtype)
         if pooled_skip is None:
             pooled_skip = F.max_pool2d(skip, 2) if (h, w) == (2 * hy, 2 * wy) else F.adaptive_max_pool2d(skip, (hy, wy))
         # A traced graph (export) pools always: its sizes are only known at run time, and pooling
         # to the map's own grid changes nothing.
-        if torch.jit.is_tracing() or grid != (hy, wy):
-            # The positions of a pooled cell are the mean of its members', so they stay comparable
-            # with the queries' (pooling Y + PE averages both).
-            keys_map = adaptive_pool2d(coarse, grid, "avg")
-            values_map = adaptive_pool2d(pooled_skip, grid, "max") + adaptive_pool2d(pe_skip[None], grid, "avg")
-        else:
-            keys_map, values_map = coarse, pooled_skip + pe_skip
+        pooled = torch.jit.is_tracing() or grid != (hy, wy)
+        # The positions of a pooled cell are the mean of its members', so they stay comparable
+        # with the queries' (pooling Y + PE averages both).
+        keys_map = adaptive_pool2d(coarse, grid, "avg") if pooled else coarse
+        values_map = (adaptive_pool2d(pooled_skip, grid, "max") if pooled else pooled_skip) + positions(
+            cs, hy, wy, device=skip.device, dtype=skip.dtype, grid=grid if pooled else None
+        )
         queries = self.coarse_norm(tokens(coarse))
-        keys = self.coarse_norm(tokens(keys_map))
+        keys = self.coarse_norm(tokens(keys_map)) if pooled else queries  # unpooled: the same tokens
         values = self.skip_norm(tokens(values_map))
         out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm)
-        gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
+        # The tokens (B, hy·wy, C) read as a channels-last (B, C, hy, wy) map without a copy.
+        gate = self.gate_projection(out).view(b, hy, wy, self.gate_norm.num_features).permute(0, 3, 1, 2)
         gate = torch.sigmoid(self.gate_norm(gate))
-        # The token layout leaves the gate channels-last; in the skip's layout instead (a copy at Y's
-        # size), the upsampled gate, the product and their gradients avoid full-size layout copies.
+        # In the skip's layout (a copy at Y's size when that is not channels-last), the upsampled
+        # gate, the product and their gradients avoid full-size layout copies.
         gate = gate.contiguous(memory_format=memory_format_of(skip))
         if torch.jit.is_tracing():  # the U-Net's skips are exactly twice Y's size; a size would be frozen
             gate = F.interpolate(gate, scale_factor=2.0, mode="bilinear", align_corners=False)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 from torch import Tensor
+
+from segattn.models.token_pooling import adaptive_pool2d
 
 
 def sincos_2d(channels: int, height: int, width: int, *, device=None, dtype=None) -> Tensor:
@@ -40,7 +43,41 @@ def sincos_2d(channels: int, height: int, width: int, *, device=None, dtype=None
     return enc.to(dtype=dtype or torch.get_default_dtype())
 
 
+CACHE_MAX_ELEMENTS = 2**22  # 256×256 cells × 64 channels: level 0 of a 512 px image at base 32
+
+
+def positions(channels: int, height: int, width: int, *, device, dtype, grid: tuple[int, int] | None = None) -> Tensor:
+    """``sincos_2d(channels, height, width)`` on ``device`` in ``dtype``, average-pooled to ``grid``
+    (rows, columns) when given: the positions of pooled cells are the mean of their members'.
+
+    Kept from one call to the next for each size (the last 16 sizes, each of at most
+    ``CACHE_MAX_ELEMENTS`` values: at most 256 MiB in float32): the encoding is a constant of the
+    size, and computing it anew took about 15 small kernels per attention module and step, which
+    on a GPU cost more launch time than the arithmetic. Traced (export) and compiled graphs
+    compute it in the graph instead, where sizes may be symbolic and constants get folded.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or channels * height * width > CACHE_MAX_ELEMENTS:
+        return _positions(channels, height, width, device, dtype, grid)
+    return _cached_positions(channels, height, width, torch.device(device), dtype, grid)
+
+
+def _positions(channels: int, height: int, width: int, device, dtype, grid) -> Tensor:
+    enc = sincos_2d(channels, height, width, device=device, dtype=torch.float32)
+    # A traced graph pools always (its sizes are tensors; pooling to the map's own grid changes nothing).
+    if grid is not None and (torch.jit.is_tracing() or tuple(grid) != (height, width)):
+        enc = adaptive_pool2d(enc[None], grid, "avg")[0]
+    return enc.to(dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_positions(channels: int, height: int, width: int, device: torch.device, dtype, grid) -> Tensor:
+    # An ordinary tensor even when first asked for under inference_mode or no_grad (it is only
+    # ever added to activations, so it never needs a gradient of its own).
+    with torch.inference_mode(False), torch.no_grad():
+        return _positions(channels, height, width, device, dtype, grid)
+
+
 def add_positional_encoding(x: Tensor) -> Tensor:
     """``x + sincos_2d(...)`` for a (B, C, H, W) feature map, on x's device and dtype."""
     _, c, h, w = x.shape
-    return x + sincos_2d(c, h, w, device=x.device, dtype=x.dtype)
+    return x + positions(c, h, w, device=x.device, dtype=x.dtype)

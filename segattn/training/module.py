@@ -18,6 +18,7 @@ from segattn.training.metrics import SegmentationScores, flatten_scores
 
 log = logging.getLogger(__name__)
 SCHEDULERS = ("cosine", "onecycle", "none")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 NONFINITE_POLICIES = ("error", "skip")
 
 
@@ -45,7 +46,7 @@ class SegmentationModule(L.LightningModule):
         warmup_fraction: float = 0.3,
         decay_norm_and_bias: bool = False,
         include_background: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
         channels_last: bool = False,
         nonfinite_loss: str = "error",
         inference: dict | None = None,
@@ -56,6 +57,7 @@ class SegmentationModule(L.LightningModule):
             raise ValueError(f"module.scheduler: unknown scheduler {scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
         if not 0 <= warmup_fraction < 1:
             raise ValueError(f"module.warmup_fraction: got {warmup_fraction}; expected a fraction in [0, 1)")
+        compile_mode = compile_mode_of(compile)
         if nonfinite_loss not in NONFINITE_POLICIES:
             raise ValueError(f"module.nonfinite_loss: got {nonfinite_loss!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
         self.save_hyperparameters()
@@ -69,13 +71,18 @@ class SegmentationModule(L.LightningModule):
         if channels_last:  # NHWC: faster convolutions on recent GPUs (and some CPUs); measured in BENCHMARKS.md
             self.net = self.net.to(memory_format=torch.channels_last)
         # Kept out of the registered submodules so the state dict has the plain ``net.*`` keys.
-        object.__setattr__(self, "_compiled_net", torch.compile(self.net) if compile else None)
-        object.__setattr__(self, "_compiled_aux", torch.compile(self.net.forward_with_aux) if compile and self.net.aux_heads else None)
+        compiled = compile_mode is not None
+        object.__setattr__(self, "_compiled_net", torch.compile(self.net, mode=compile_mode) if compiled else None)
+        object.__setattr__(self, "_compiled_aux", torch.compile(self.net.forward_with_aux, mode=compile_mode) if compiled and self.net.aux_heads else None)
+        # CUDA graphs replay into the same memory each step: tell torch where a step begins.
+        self._graph_steps = compile_mode in ("reduce-overhead", "max-autotune")
 
     def _layout(self, x: Tensor) -> Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
 
     def forward(self, x: Tensor) -> Tensor:
+        if self._graph_steps:
+            torch.compiler.cudagraph_mark_step_begin()
         return (self._compiled_net or self.net)(self._layout(x))
 
     def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
@@ -84,6 +91,8 @@ class SegmentationModule(L.LightningModule):
         sum is divided by the total weight so the loss stays on the same scale)."""
         if not self.net.aux_heads:
             return self.criterion(self(images), masks)
+        if self._graph_steps:
+            torch.compiler.cudagraph_mark_step_begin()
         logits, aux = (self._compiled_aux or self.net.forward_with_aux)(self._layout(images))
         total, weight = self.criterion(logits, masks), 1.0
         for level, aux_logits in enumerate(aux, start=1):
@@ -196,6 +205,19 @@ class SegmentationModule(L.LightningModule):
                 optimizer, max_lr=hp.lr, total_steps=total_steps, pct_start=max(hp.warmup_fraction, 1e-3)
             )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
+
+
+def compile_mode_of(compile: bool | str) -> str | None:
+    """``module.compile`` as a ``torch.compile`` mode: None (off) for false, ``"default"`` for
+    true, or one of ``COMPILE_MODES`` by name (``reduce-overhead``: CUDA graphs on a GPU, which
+    replay a whole step's kernels with one launch)."""
+    if compile is False or compile is None:
+        return None
+    if compile is True:
+        return "default"
+    if isinstance(compile, str) and compile in COMPILE_MODES:
+        return compile
+    raise ValueError(f"module.compile: got {compile!r}; expected true, false or one of {', '.join(COMPILE_MODES)}")
 
 
 def adamw_implementation(precision: str) -> dict:
