@@ -83,7 +83,8 @@ class SegmentationModule(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         if self._graph_steps:
             torch.compiler.cudagraph_mark_step_begin()
-        return (self._compiled_net or self.net)(self._layout(x))
+        net = self.net if self._compiled_net is None else self._compiled_net  # a compiled module has no truth value
+        return net(self._layout(x))
 
     def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
         """The criterion on the logits, plus, with deep supervision, on each auxiliary head's
@@ -93,7 +94,8 @@ class SegmentationModule(L.LightningModule):
             return self.criterion(self(images), masks)
         if self._graph_steps:
             torch.compiler.cudagraph_mark_step_begin()
-        logits, aux = (self._compiled_aux or self.net.forward_with_aux)(self._layout(images))
+        forward_with_aux = self.net.forward_with_aux if self._compiled_aux is None else self._compiled_aux
+        logits, aux = forward_with_aux(self._layout(images))
         total, weight = self.criterion(logits, masks), 1.0
         for level, aux_logits in enumerate(aux, start=1):
             stride, w = 2**level, 0.5**level
