@@ -143,7 +143,7 @@ def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> str:
             contrast = mean_list([a["gate_contrast"] for a in attention]) if all("gate_contrast" in a for a in attention) else None
             entropy = mean_list([a["mhsa_head_entropy"] for a in attention]) if all("mhsa_head_entropy" in a for a in attention) else None
             rows.append([
-                DATASETS[dataset]["label"] + (f" ({' '.join(args.common)})" if args.common else ""), MODELS[model][0], len(runs), f"{runs[0]['params']:,}",
+                DATASETS[dataset]["label"] + (f", changed by {' '.join(args.common)}" if args.common else ""), MODELS[model][0], len(runs), f"{runs[0]['params']:,}",
                 mean_std(dice), mean_std([r["metrics"]["iou"]["mean"] for r in runs]),
                 mean_std([r["metrics"]["dice"]["per_image_mean"] for r in runs]), delta,
                 "–" if contrast is None else " / ".join("n/a" if c is None else f"{c:+.3f}" for c in contrast),
