@@ -106,13 +106,21 @@ def number(value: float, spec: str) -> str:
     return "–" if math.isnan(value) else format(value, spec)
 
 
+def warmup_steps(compile: bool | str) -> int:
+    """Steps before timing or measuring: 1, or 3 with ``torch.compile`` (it may recompile on the
+    first calls: guards, backward), or 5 with CUDA graphs (recorded after warm-up runs)."""
+    mode = compile_mode_of(compile)
+    return 1 if mode is None else 5 if mode in ("reduce-overhead", "max-autotune") else 3
+
+
 def memory_case(case: dict) -> None:
-    """Child process: one warm-up step, then the peak memory of one more; prints JSON."""
+    """Child process: the warm-up steps, then the peak memory of one more; prints JSON."""
     if case.get("threads"):
         torch.set_num_threads(case["threads"])
     device = torch.device(case["device"])
     step, _ = build_step(case, device)
-    step()
+    for _ in range(warmup_steps(case.get("compile", False))):
+        step()
     with PeakMemory(device) as peak:
         step()
     print(json.dumps({"peak_bytes": peak.peak}))
@@ -173,8 +181,7 @@ def main(argv=None) -> None:
     also = f"MHSA+MHCA, {', '.join(f'{k}={v}' for k, v in args.also.items())}" if args.also else None
     plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants] + ([also] if also else [])) for s in args.sizes]
     plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
-    # torch.compile may recompile on the first calls after compiling (guards, backward): more warm-up.
-    warmup = (5 if args.compile in ("reduce-overhead", "max-autotune") else 3) if args.compile else 1
+    warmup = warmup_steps(args.compile)
     gflops_before = reference_gflops(device)
     rows = []
     for size, variants in plan:

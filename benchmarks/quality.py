@@ -78,9 +78,9 @@ def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Names
     run_dir = workdir / dataset / model / f"seed{seed}"
     overrides = [
         f"experiment={DATASETS[dataset]['experiment']}",
+        *args.common,  # before the rows' own settings, which win on a clash
         *MODELS[model][1],
         *([] if model == "reference" else args.override),
-        *args.common,
         *(["trainer=gpu"] if args.device == "cuda" else []),
         f"seed={seed}",
         "callbacks.attention_images=null",
@@ -176,7 +176,8 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["test", "val"], help="val to choose settings; test for the final table")
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the segattn (non-reference) rows")
     parser.add_argument("--common", nargs="*", default=[],
-                        help="Hydra overrides for every row, the reference included (e.g. data.image_size=256 trainer.max_epochs=50)")
+                        help="Hydra overrides for every row, the reference included (e.g. data.image_size=256 trainer.max_epochs=50); "
+                             "a row's own settings and --override win over them")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: every run with trainer=gpu (bf16-mixed)")
     parser.add_argument("--max-samples", type=int, default=None, help="cap per split (quick runs)")
     parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "quality"), help="a timestamped folder is made in it")

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from segattn.models import AttentionMaps, MultiHeadCrossAttentionGate, MultiHeadSelfAttention2d, UNetAttention, sincos_2d
-from segattn.models.positional_encoding import positions
+from segattn.models.positional_encoding import _cached_positions, positions
 from segattn.models.token_pooling import key_value_grid
 
 TINY = dict(depth=2, base_channels=8, heads=2)
@@ -233,6 +233,7 @@ def test_positional_encoding_is_kept_per_size_and_pooled_by_cell_means():
     assert pooled.shape == (16, 3, 4) and pooled.dtype == torch.bfloat16
     torch.testing.assert_close(pooled, F.adaptive_avg_pool2d(sincos_2d(16, 6, 10)[None], (3, 4))[0].bfloat16())
     # First asked for under inference_mode, it still serves training (no inference tensor).
+    _cached_positions.cache_clear()
     with torch.inference_mode():
         kept = positions(8, 3, 3, device="cpu", dtype=torch.float64)
     x = torch.zeros(8, 3, 3, dtype=torch.float64, requires_grad=True)

@@ -96,11 +96,10 @@ class MultiHeadCrossAttentionGate(nn.Module):
         keys = self.coarse_norm(tokens(keys_map)) if pooled else queries  # unpooled: the same tokens
         values = self.skip_norm(tokens(values_map))
         out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm)
-        # The tokens (B, hy·wy, C) read as a channels-last (B, C, hy, wy) map without a copy.
-        gate = self.gate_projection(out).view(b, hy, wy, self.gate_norm.num_features).permute(0, 3, 1, 2)
+        gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
         gate = torch.sigmoid(self.gate_norm(gate))
-        # In the skip's layout (a copy at Y's size when that is not channels-last), the upsampled
-        # gate, the product and their gradients avoid full-size layout copies.
+        # The token layout leaves the gate channels-last; in the skip's layout instead (a copy at Y's
+        # size), the upsampled gate, the product and their gradients avoid full-size layout copies.
         gate = gate.contiguous(memory_format=memory_format_of(skip))
         if torch.jit.is_tracing():  # the U-Net's skips are exactly twice Y's size; a size would be frozen
             gate = F.interpolate(gate, scale_factor=2.0, mode="bilinear", align_corners=False)

@@ -1,4 +1,4 @@
-"""Fixed 2D sine-cosine positional encoding, computed for any height and width on the fly."""
+"""Fixed 2D sine-cosine positional encoding, computed for any height and width (and kept per size)."""
 
 from __future__ import annotations
 
@@ -50,15 +50,18 @@ def positions(channels: int, height: int, width: int, *, device, dtype, grid: tu
     """``sincos_2d(channels, height, width)`` on ``device`` in ``dtype``, average-pooled to ``grid``
     (rows, columns) when given: the positions of pooled cells are the mean of their members'.
 
-    Kept from one call to the next for each size (the last 16 sizes, each of at most
-    ``CACHE_MAX_ELEMENTS`` values: at most 256 MiB in float32): the encoding is a constant of the
-    size, and computing it anew took about 15 small kernels per attention module and step, which
+    Kept from one call to the next for each size (the last 32 entries, each of at most
+    ``CACHE_MAX_ELEMENTS`` values: at most 512 MiB in float32; a depth-4 U-Net uses 8 entries per
+    input size, so four input sizes fit): the encoding is a constant of the size, and computing it anew took about 15 small kernels per attention module and step, which
     on a GPU cost more launch time than the arithmetic. Traced (export) and compiled graphs
     compute it in the graph instead, where sizes may be symbolic and constants get folded.
     """
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or channels * height * width > CACHE_MAX_ELEMENTS:
         return _positions(channels, height, width, device, dtype, grid)
-    return _cached_positions(channels, height, width, torch.device(device), dtype, grid)
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:  # "cuda" and "cuda:0" are one key
+        device = torch.device("cuda", torch.cuda.current_device())
+    return _cached_positions(channels, height, width, device, dtype, grid)
 
 
 def _positions(channels: int, height: int, width: int, device, dtype, grid) -> Tensor:
@@ -69,7 +72,7 @@ def _positions(channels: int, height: int, width: int, device, dtype, grid) -> T
     return enc.to(dtype)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=32)
 def _cached_positions(channels: int, height: int, width: int, device: torch.device, dtype, grid) -> Tensor:
     # An ordinary tensor even when first asked for under inference_mode or no_grad (it is only
     # ever added to activations, so it never needs a gradient of its own).

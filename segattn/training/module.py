@@ -211,8 +211,8 @@ class SegmentationModule(L.LightningModule):
 
 def compile_mode_of(compile: bool | str) -> str | None:
     """``module.compile`` as a ``torch.compile`` mode: None (off) for false, ``"default"`` for
-    true, or one of ``COMPILE_MODES`` by name (``reduce-overhead``: CUDA graphs on a GPU, which
-    replay a whole step's kernels with one launch)."""
+    true, or one of ``COMPILE_MODES`` by name (``reduce-overhead``: on a GPU the network's forward
+    and backward are also replayed as CUDA graphs, one launch each instead of one per kernel)."""
     if compile is False or compile is None:
         return None
     if compile is True:
