@@ -119,19 +119,21 @@ class PeakMemory:
         self.peak = max(0, top - self.baseline)
 
 
-def measure_in_subprocess(script: Path, case: dict, timeout: float = 1800) -> dict:
-    """Run ``script --memory-case JSON`` in a fresh interpreter and return the JSON it prints last.
+def measure_in_subprocess(script: Path, case: dict, timeout: float = 1800, flag: str = "--memory-case") -> dict:
+    """Run ``script --memory-case JSON`` (or another ``flag``) in a fresh interpreter and return
+    the JSON it prints last.
 
-    glibc is told to serve allocations of 128 KiB and more with mmap, so a freed tensor goes
-    back to the system at once and the RSS follows the live tensors instead of the malloc heap.
+    For memory, glibc is told to serve allocations of 128 KiB and more with mmap, so a freed
+    tensor goes back to the system at once and the RSS follows the live tensors instead of the
+    malloc heap. Other flags (timing) run with the allocator as training has it.
     """
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072") if flag == "--memory-case" else None
     proc = subprocess.run(
-        [sys.executable, str(script), "--memory-case", json.dumps(case)],
+        [sys.executable, str(script), flag, json.dumps(case)],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"memory case {case} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"{flag.strip('-').replace('-', ' ')} {case} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

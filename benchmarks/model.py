@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -72,12 +73,17 @@ def default_batch(size: int) -> int:
     return max(1, 4 * 128 // size)
 
 
+def build_model(case: dict) -> UNetAttention:
+    """The case's U-Net: its ablation's switches, its widths, and any other UNetAttention settings
+    under ``case["model"]`` (benchmarks/pipeline.py: the run's)."""
+    sa, ca = VARIANTS[case["variant"]]
+    return UNetAttention(**{**(case.get("model") or {}), "base_channels": case["base_channels"], "self_attention": sa, "cross_attention": ca})
+
+
 def build_step(case: dict, device: torch.device):
     """Model, AdamW and a random batch; returns (one training step, parameter count)."""
     torch.manual_seed(0)
-    sa, ca = VARIANTS[case["variant"]]
-    extra = dict(case.get("model") or {})  # other UNetAttention settings (benchmarks/pipeline.py: the run's)
-    model = UNetAttention(**{**extra, "base_channels": case["base_channels"], "self_attention": sa, "cross_attention": ca}).to(device).train()
+    model = build_model(case).to(device).train()
     layout = torch.channels_last if case.get("channels_last") else torch.contiguous_format
     model = model.to(memory_format=layout)
     mode = compile_mode_of(case.get("compile", False))
@@ -101,6 +107,11 @@ def build_step(case: dict, device: torch.device):
     return step, sum(p.numel() for p in model.parameters())
 
 
+def parameter_count(case: dict) -> int:
+    """Parameters of the case's model (built on the CPU, not run)."""
+    return sum(p.numel() for p in build_model(case).parameters())
+
+
 def number(value: float, spec: str) -> str:
     """``value`` formatted, or "–" when it was not measured (NaN)."""
     return "–" if math.isnan(value) else format(value, spec)
@@ -111,6 +122,32 @@ def warmup_steps(compile: bool | str) -> int:
     first calls: guards, backward), or 5 with CUDA graphs (recorded after warm-up runs)."""
     mode = compile_mode_of(compile)
     return 1 if mode is None else 5 if mode in ("reduce-overhead", "max-autotune") else 3
+
+
+def time_case(case: dict) -> None:
+    """Child process (``--isolate``): the warm-up steps, then the median seconds of
+    ``case["repeats"]`` timed steps; prints JSON."""
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
+    device = torch.device(case["device"])
+    step, _ = build_step(case, device)
+    seconds = time_interleaved({"step": step}, case["repeats"], device, warmup=warmup_steps(case.get("compile", False)))["step"]
+    print(json.dumps({"seconds": seconds}))
+
+
+def time_isolated(cases: dict[str, dict], repeats: int, rounds: int, script: Path) -> dict[str, float]:
+    """Median seconds per step of each case, each timed in its own process: ``rounds`` rounds in
+    which the cases take turns, ``repeats`` steps each; the median of the rounds' medians.
+
+    Two models in one process share its malloc heap: at 256 px, batch 16 on the CPU, the plain
+    U-Net's step then ran faster and the attention model's slower than each does alone (measured:
+    1.62× in one process against about 1.3× alone; BENCHMARKS.md), and training runs one model
+    per process."""
+    samples: dict[str, list[float]] = {v: [] for v in cases}
+    for _ in range(rounds):
+        for v, case in cases.items():
+            samples[v].append(measure_in_subprocess(script, {**case, "repeats": repeats}, flag="--time-case")["seconds"])
+    return {v: statistics.median(values) for v, values in samples.items()}
 
 
 def memory_case(case: dict) -> None:
@@ -148,7 +185,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--also", nargs="*", default=[], metavar="KEY=VALUE",
                    help="add a row: the full model with these settings on top of --model, e.g. cross_attention_levels=[1,2,3]")
     p.add_argument("--output", help="also write the report to this file")
+    p.add_argument("--isolate", type=int, default=0, metavar="ROUNDS",
+                   help="time each case in its own process, the cases taking turns for ROUNDS rounds (default 0: all cases in this process)")
     p.add_argument("--memory-case", help=argparse.SUPPRESS)  # internal: run one case in a child process
+    p.add_argument("--time-case", help=argparse.SUPPRESS)  # internal: time one case in a child process (--isolate)
     args = p.parse_args(argv)
     if args.smoke:
         args.sizes, args.full_sizes, args.repeats, args.batch = [32], [], 1, args.batch or 1
@@ -175,6 +215,8 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     if args.memory_case:
         return memory_case(json.loads(args.memory_case))
+    if args.time_case:
+        return time_case(json.loads(args.time_case))
     device = resolve_device(args.device)
     script = Path(__file__).resolve()
     settings_all = {**config_defaults(), **args.model}  # every row's model settings (read once)
@@ -190,10 +232,14 @@ def main(argv=None) -> None:
                          device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last,
                          compile=args.compile, model={**settings_all, **(args.also if v == also else {})})
                  for v in variants}
-        built = {v: build_step(c, device) for v, c in cases.items()}
-        times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=warmup)
-        params = {v: n for v, (_, n) in built.items()}
-        del built
+        if args.isolate:
+            times = time_isolated(cases, args.repeats, args.isolate, script)
+            params = {v: parameter_count(c) for v, c in cases.items()}
+        else:
+            built = {v: build_step(c, device) for v, c in cases.items()}
+            times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=warmup)
+            params = {v: n for v, (_, n) in built.items()}
+            del built
         mem = {v: math.nan if args.no_memory else measure_in_subprocess(script, c)["peak_bytes"] / MIB for v, c in cases.items()}
         megapixels = batch * size * size / 1e6
         for v in variants:
@@ -203,11 +249,13 @@ def main(argv=None) -> None:
         print(f"# done {size} px", file=sys.stderr, flush=True)
     header = ["size", "model", "batch", "img/s", "step s", "time × plain", "peak MiB", "memory × plain", "MiB/MP", "params M"]
     amp = f", autocast {args.amp}" if args.amp else ""
+    timing_where = (f", each case timed in its own process ({args.isolate} rounds taking turns, median of the rounds)"
+                    if args.isolate else ", the cases taking turns in this process")
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the attention settings of configs/model/unet_attention.yaml ("
         f"{', '.join(f'{k}={v}' for k, v in settings_all.items())}){amp}"
-        f"{', channels_last' if args.channels_last else ''}{f', torch.compile ({args.compile})' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up; peak memory above the step's "
+        f"{', channels_last' if args.channels_last else ''}{f', torch.compile ({args.compile})' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up{timing_where}; peak memory above the step's "
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "

@@ -56,6 +56,16 @@ def test_model_benchmark_smoke(tmp_path):
 
 
 @pytest.mark.slow
+def test_model_benchmark_times_cases_in_their_own_processes(tmp_path):
+    rows, text = run("model.py", "--base-channels", "8", "--variants", "MHSA+MHCA", "--isolate", "2", "--no-memory", tmp_path=tmp_path)
+    assert "each case timed in its own process (2 rounds" in text
+    body = rows[1:]
+    assert [r[1] for r in body] == ["plain U-Net", "MHSA+MHCA"]
+    assert float(body[0][4]) > 0 and float(body[1][4]) > 0 and body[0][5] == "1.00"
+    assert float(body[1][9]) > float(body[0][9])  # parameters counted without running the cases here
+
+
+@pytest.mark.slow
 def test_pipeline_benchmark_smoke(tmp_path):
     out = tmp_path / "pipeline.md"
     proc = subprocess.run(
