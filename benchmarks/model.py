@@ -139,10 +139,9 @@ def time_isolated(cases: dict[str, dict], repeats: int, rounds: int, script: Pat
     """Median seconds per step of each case, each timed in its own process: ``rounds`` rounds in
     which the cases take turns, ``repeats`` steps each; the median of the rounds' medians.
 
-    Two models in one process share its malloc heap: at 256 px, batch 16 on the CPU, the plain
-    U-Net's step then ran faster and the attention model's slower than each does alone (measured:
-    1.62× in one process against about 1.3× alone; BENCHMARKS.md), and training runs one model
-    per process."""
+    Training runs one model per process. Side by side in one process, at 256 px and batch 16 on
+    the CPU, the plain U-Net's step ran faster and the attention model's slower than each does
+    alone (1.62× against about 1.3×; BENCHMARKS.md)."""
     samples: dict[str, list[float]] = {v: [] for v in cases}
     for _ in range(rounds):
         for v, case in cases.items():
