@@ -50,7 +50,7 @@ from benchmarks.common import (
     time_interleaved,
 )
 from segattn.models import UNetAttention
-from segattn.training.module import COMPILE_MODES, adamw_implementation, compile_mode_of
+from segattn.training.module import COMPILE_MODES, CUDA_GRAPH_MODES, adamw_implementation, compile_mode_of
 
 # name → (self_attention, cross_attention)
 VARIANTS = {"plain U-Net": (False, False), "+MHSA": (True, False), "+MHCA": (False, True), "MHSA+MHCA": (True, True)}
@@ -96,7 +96,7 @@ def build_step(case: dict, device: torch.device):
     y = torch.randint(0, 2, (b, s, s), device=device)
 
     def step() -> None:
-        if mode in ("reduce-overhead", "max-autotune"):  # CUDA graphs: a new step begins (as in training)
+        if mode in CUDA_GRAPH_MODES:  # a new step begins (as in training)
             torch.compiler.cudagraph_mark_step_begin()
         with autocast(device, case["amp"]):
             loss = F.cross_entropy(model(x), y)
@@ -121,16 +121,21 @@ def warmup_steps(compile: bool | str) -> int:
     """Steps before timing or measuring: 1, or 3 with ``torch.compile`` (it may recompile on the
     first calls: guards, backward), or 5 with CUDA graphs (recorded after warm-up runs)."""
     mode = compile_mode_of(compile)
-    return 1 if mode is None else 5 if mode in ("reduce-overhead", "max-autotune") else 3
+    return 1 if mode is None else 5 if mode in CUDA_GRAPH_MODES else 3
+
+
+def child_step(case: dict) -> tuple:
+    """In a child process: the case's threads, device and training step."""
+    if case.get("threads"):
+        torch.set_num_threads(case["threads"])
+    device = torch.device(case["device"])
+    return build_step(case, device)[0], device
 
 
 def time_case(case: dict) -> None:
     """Child process (``--isolate``): the warm-up steps, then the median seconds of
     ``case["repeats"]`` timed steps; prints JSON."""
-    if case.get("threads"):
-        torch.set_num_threads(case["threads"])
-    device = torch.device(case["device"])
-    step, _ = build_step(case, device)
+    step, device = child_step(case)
     seconds = time_interleaved({"step": step}, case["repeats"], device, warmup=warmup_steps(case.get("compile", False)))["step"]
     print(json.dumps({"seconds": seconds}))
 
@@ -151,10 +156,7 @@ def time_isolated(cases: dict[str, dict], repeats: int, rounds: int, script: Pat
 
 def memory_case(case: dict) -> None:
     """Child process: the warm-up steps, then the peak memory of one more; prints JSON."""
-    if case.get("threads"):
-        torch.set_num_threads(case["threads"])
-    device = torch.device(case["device"])
-    step, _ = build_step(case, device)
+    step, device = child_step(case)
     for _ in range(warmup_steps(case.get("compile", False))):
         step()
     with PeakMemory(device) as peak:

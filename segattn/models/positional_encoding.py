@@ -52,8 +52,9 @@ def positions(channels: int, height: int, width: int, *, device, dtype, grid: tu
 
     Kept from one call to the next for each size (the last 32 entries, each of at most
     ``CACHE_MAX_ELEMENTS`` values: at most 512 MiB in float32; a depth-4 U-Net uses 8 entries per
-    input size, so four input sizes fit): the encoding is a constant of the size, and computing it anew took about 15 small kernels per attention module and step, which
-    on a GPU cost more launch time than the arithmetic. Traced (export) and compiled graphs
+    input size, so four input sizes fit): the encoding is a constant of the size, and computing
+    it anew took about 15 small kernels per attention module and step, which on a GPU cost more
+    launch time than the arithmetic. Traced (export) and compiled graphs
     compute it in the graph instead, where sizes may be symbolic and constants get folded.
     """
     if torch.jit.is_tracing() or torch.compiler.is_compiling() or channels * height * width > CACHE_MAX_ELEMENTS:

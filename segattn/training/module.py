@@ -19,6 +19,7 @@ from segattn.training.metrics import SegmentationScores, flatten_scores
 log = logging.getLogger(__name__)
 SCHEDULERS = ("cosine", "onecycle", "none")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that also capture CUDA graphs
 NONFINITE_POLICIES = ("error", "skip")
 
 
@@ -74,17 +75,17 @@ class SegmentationModule(L.LightningModule):
         compiled = compile_mode is not None
         object.__setattr__(self, "_compiled_net", torch.compile(self.net, mode=compile_mode) if compiled else None)
         object.__setattr__(self, "_compiled_aux", torch.compile(self.net.forward_with_aux, mode=compile_mode) if compiled and self.net.aux_heads else None)
-        # CUDA graphs replay into the same memory each step: tell torch where a step begins.
-        self._graph_steps = compile_mode in ("reduce-overhead", "max-autotune")
+        self._graph_steps = compile_mode in CUDA_GRAPH_MODES
 
-    def _layout(self, x: Tensor) -> Tensor:
-        return x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x
+    def _run_net(self, compiled, eager, x: Tensor):
+        """``compiled`` (or ``eager`` when not compiling) on ``x`` in the network's layout."""
+        if self._graph_steps:  # CUDA graphs replay into the same memory each step: tell torch a step begins
+            torch.compiler.cudagraph_mark_step_begin()
+        fn = eager if compiled is None else compiled  # a compiled module has no truth value
+        return fn(x.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else x)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self._graph_steps:
-            torch.compiler.cudagraph_mark_step_begin()
-        net = self.net if self._compiled_net is None else self._compiled_net  # a compiled module has no truth value
-        return net(self._layout(x))
+        return self._run_net(self._compiled_net, self.net, x)
 
     def training_loss(self, images: Tensor, masks: Tensor) -> Tensor:
         """The criterion on the logits, plus, with deep supervision, on each auxiliary head's
@@ -92,10 +93,7 @@ class SegmentationModule(L.LightningModule):
         sum is divided by the total weight so the loss stays on the same scale)."""
         if not self.net.aux_heads:
             return self.criterion(self(images), masks)
-        if self._graph_steps:
-            torch.compiler.cudagraph_mark_step_begin()
-        forward_with_aux = self.net.forward_with_aux if self._compiled_aux is None else self._compiled_aux
-        logits, aux = forward_with_aux(self._layout(images))
+        logits, aux = self._run_net(self._compiled_aux, self.net.forward_with_aux, images)
         total, weight = self.criterion(logits, masks), 1.0
         for level, aux_logits in enumerate(aux, start=1):
             stride, w = 2**level, 0.5**level
