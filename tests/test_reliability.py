@@ -168,7 +168,7 @@ class _NaNAtStep:
         return value * float("nan") if self.module.global_step == self.step else value
 
 
-def _fit_with_nan(tmp_path: Path, policy: str):
+def _fit_with_nan(tmp_path: Path, policy: str, defer: bool | None = None, step: int = 5, checkpoints: bool = True):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -179,25 +179,49 @@ def _fit_with_nan(tmp_path: Path, policy: str):
     L.seed_everything(0)
     data = SyntheticDataModule(image_size=32, batch_size=4)  # 16 images: 4 steps per epoch
     module = SegmentationModule(net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names, nonfinite_loss=policy)
-    object.__setattr__(module, "criterion", _NaNAtStep(module.criterion, module, step=5))
-    checkpoints = tmp_path / "checkpoints"
+    module.defer_finite_check = defer
+    object.__setattr__(module, "criterion", _NaNAtStep(module.criterion, module, step=step))
+    folder = tmp_path / "checkpoints"
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()],
-        callbacks=[ModelCheckpoint(dirpath=checkpoints, every_n_train_steps=1, save_top_k=0, save_last=True)],
+        plugins=[AtomicCheckpointIO()], enable_checkpointing=checkpoints,
+        callbacks=[ModelCheckpoint(dirpath=folder, every_n_train_steps=1, save_top_k=0, save_last=True)] if checkpoints else [],
     )
-    return trainer, module, data, checkpoints / "last.ckpt"
+    return trainer, module, data, folder / "last.ckpt"
 
 
-def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path):
+@pytest.mark.parametrize("defer", [False, True], ids=["checked-at-once", "checked-a-step-later"])
+def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, defer):
+    """Deferred (as on a GPU, where reading the loss every step would stall the host), the
+    non-finite step is still named and no checkpoint written after it holds its update."""
     from segattn.training.module import NonFiniteLossError
 
-    trainer, module, data, last = _fit_with_nan(tmp_path, "error")
+    trainer, module, data, last = _fit_with_nan(tmp_path, "error", defer)
     with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 1, global step 5, batch 1"):
         trainer.fit(module, datamodule=data)
     checkpoint = torch.load(last, map_location="cpu", weights_only=True)
     assert checkpoint["global_step"] == 5  # the last good step, loadable
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
+
+
+def test_a_deferred_check_still_stops_on_the_last_step_of_a_run_without_checkpoints(tmp_path):
+    from segattn.training.module import NonFiniteLossError
+
+    trainer, module, data, _ = _fit_with_nan(tmp_path, "error", defer=True, step=7, checkpoints=False)  # 8 steps
+    with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 1, global step 7, batch 3"):
+        trainer.fit(module, datamodule=data)
+
+
+def test_the_finite_check_is_deferred_on_accelerators_only_and_never_when_skipping():
+    from segattn.training.module import SegmentationModule
+
+    net = dict(depth=2, base_channels=8, heads=2)
+    error, skip = (SegmentationModule(net=net, class_names=["a", "b"], nonfinite_loss=p) for p in ("error", "skip"))
+    on_cpu, on_meta = torch.zeros(()), torch.zeros((), device="meta")
+    assert not error.defers_finite_check(on_cpu) and error.defers_finite_check(on_meta)
+    assert not skip.defers_finite_check(on_meta)
+    error.defer_finite_check = True
+    assert error.defers_finite_check(on_cpu)
 
 
 def test_non_finite_loss_can_skip_the_batch(tmp_path):
