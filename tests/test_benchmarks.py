@@ -123,3 +123,18 @@ def test_model_benchmark_settings_are_parsed_as_yaml_and_fixed_keys_refused():
     for bad in (["--model", "base_channels=8"], ["--also", "self_attention=false"], ["--model", "gate_channels"]):
         with pytest.raises(SystemExit):
             parse_args(["--smoke", *bad])
+
+
+@pytest.mark.slow
+def test_attention_parts_benchmark_smoke(tmp_path):
+    rows, text = run("attention_parts.py", tmp_path=tmp_path)
+    header, body = rows[0], rows[1:]
+    assert header == ["part", "queries (grid)", "keys", "heads", "ms", "% of plain step"]
+    assert body[0][0].startswith("plain U-Net step") and body[0][5] == "100.0"
+    # 32 px, depth 4: the bottleneck is 2×2; the decoder meets the skips from the coarsest up.
+    parts = {r[0].split(" (")[0]: r for r in body[1:-1]}
+    assert list(parts) == ["MHSA", "MHCA level 3", "MHCA level 2", "MHCA level 1", "MHCA level 0"]
+    assert parts["MHSA"][1] == "4 (2×2)" and parts["MHCA level 0"][1] == "256 (16×16)"
+    assert all(float(r[4]) > 0 for r in body)
+    assert body[-1][0] == "all attention parts"
+    assert float(body[-1][4]) == pytest.approx(sum(float(r[4]) for r in parts.values()), abs=0.3)
