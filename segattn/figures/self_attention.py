@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from contourpy import contour_generator
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -43,7 +44,12 @@ def self_attention_figure(
     original_size: tuple[int, int] | None = None,
 ) -> Figure:
     """``weights``: (heads, N, N) attention of one image; ``queries``: (row, col, "fg"|"bg") cells of
-    ``grid``. Row titles give each head's entropy / log N and query agreement (attention_stats)."""
+    ``grid``. Row titles give each head's entropy / log N and query agreement (attention_stats).
+
+    The heads × queries panels are images placed side by side on one set of axes (the mosaic),
+    not one axes each: matplotlib spends most of a figure's time creating and drawing axes (their
+    ticks and spines), and with 8 heads the figure would have 33 of them.
+    """
     if weights.ndim != 3 or weights.shape[-1] != grid[0] * grid[1]:
         raise ValueError(f"weights must be (heads, N, N) with N = {grid[0]}*{grid[1]}, got {tuple(weights.shape)}")
     if not queries:
@@ -60,43 +66,57 @@ def self_attention_figure(
     norm = probability_norm(gh * gw)
     cols = len(queries) + 1
     fig = Figure(figsize=(cols * PANEL_INCHES + 2.2, len(rows) * PANEL_INCHES * aspect + 0.9), dpi=DPI)
-    axes = np.atleast_2d(fig.subplots(len(rows), cols, squeeze=False))
-    extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+    left, right, bottom, top = 0.15, 0.80, 0.02, 1 - 0.6 / fig.get_figheight()
+    cell_w, cell_h = (right - left) / cols, (top - bottom) / len(rows)
     centres = [((c + 0.5) * w / gw - 0.5, (r + 0.5) * h / gh - 0.5) for r, c, _ in queries]
+
+    photo_ax = fig.add_axes((left, top - cell_h, 0.95 * cell_w, 0.92 * cell_h), anchor="NE")
+    photo_ax.imshow(photo, aspect=aspect)
+    for q, ((x, y), (_, _, kind)) in enumerate(zip(centres, queries), start=1):
+        photo_ax.plot(x, y, marker="o", ms=9, mfc=QUERY_COLOURS[kind], mec="black")
+        photo_ax.annotate(str(q), (x, y), color="black", fontsize=7, ha="center", va="center")
+    photo_ax.set_title("queries (orange fg, blue bg)", fontsize=8)
+    photo_ax.set_xticks([])
+    photo_ax.set_yticks([])
+
+    # Panel (i, j) covers [x0 - 0.5, x0 + w - 0.5] × [y0 - 0.5, y0 + h - 0.5] in the photo's pixels.
+    # Rows spread over the height the figure gives them, as separate axes would (at least 8 % gaps).
+    gap_x = 0.05 * w
+    box_w, box_h = fig.get_figwidth() * (right - left - cell_w), fig.get_figheight() * (top - bottom)
+    data_h = box_h / (box_w / (len(queries) * (w + gap_x) - gap_x)) / aspect  # the box's height in data units
+    gap_y = max(0.08 * h, (data_h - len(rows) * h) / (len(rows) - 1)) if len(rows) > 1 else 0.08 * h
+    ax = fig.add_axes((left + cell_w, bottom, right - left - cell_w, top - bottom), anchor="NW")
+    offsets = [(j * (w + gap_x), i * (h + gap_y)) for i in range(len(rows)) for j in range(len(queries))]
     image = None
-    outline = None  # the ground truth's outline, traced once and drawn on every panel
     for i, (label, head, stats) in enumerate(rows):
-        photo_ax = axes[i, 0]
-        if i == 0:
-            photo_ax.imshow(photo, aspect=aspect)
-            for q, ((x, y), (_, _, kind)) in enumerate(zip(centres, queries), start=1):
-                photo_ax.plot(x, y, marker="o", ms=9, mfc=QUERY_COLOURS[kind], mec="black")
-                photo_ax.annotate(str(q), (x, y), color="black", fontsize=7, ha="center", va="center")
-            photo_ax.set_title("queries (orange fg, blue bg)", fontsize=8)
-        else:
-            photo_ax.axis("off")
-        photo_ax.text(-0.08, 0.5, f"{label}\n{stats}", transform=photo_ax.transAxes, ha="right", va="center", fontsize=8)
-        for j, ((r, c, kind), (x, y)) in enumerate(zip(queries, centres), start=1):
-            ax = axes[i, j]
+        for j, (r, c, kind) in enumerate(queries):
+            x0, y0 = offsets[i * len(queries) + j]
             values = head[r * gw + c].reshape(gh, gw).numpy()
-            image = ax.imshow(values, cmap="magma", norm=norm, extent=extent, aspect=aspect, interpolation="nearest")
-            if target is not None and (target > 0).any():
-                if outline is None:
-                    outline = ax.contour((target.detach().cpu().numpy() > 0).astype(float), levels=[0.5], colors="white", linewidths=0.7)
-                else:  # the same lines without tracing the mask again (contouring is most of a panel's cost)
-                    ax.add_collection(LineCollection(outline.allsegs[0], colors="white", linewidths=0.7), autolim=False)
-            ax.plot(x, y, marker="o", ms=7, mfc=QUERY_COLOURS[kind], mec="white")
-            if i == 0:
-                ax.set_title(f"query {j} ({kind})", fontsize=9)
-        for ax in axes[i]:
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.subplots_adjust(left=0.15, right=0.80, top=1 - 0.6 / fig.get_figheight(), bottom=0.02, wspace=0.05, hspace=0.08)
+            image = ax.imshow(values, cmap="magma", norm=norm, extent=(x0 - 0.5, x0 + w - 0.5, y0 + h - 0.5, y0 - 0.5),
+                              interpolation="nearest")
+        # Left of the photo column, level with the row (x in figure fraction, y in the mosaic's data).
+        ax.annotate(f"{label}\n{stats}", (left - 0.005, i * (h + gap_y) + h / 2), xycoords=("figure fraction", "data"),
+                    ha="right", va="center", fontsize=8, annotation_clip=False)
+    for j, (_, _, kind) in enumerate(queries):
+        ax.text(j * (w + gap_x) + w / 2 - 0.5, -0.5 - 0.03 * h, f"query {j + 1} ({kind})", ha="center", va="bottom", fontsize=9)
+    if target is not None and (target > 0).any():  # the ground truth's outline, traced once, on every panel
+        lines = contour_generator(z=(target.detach().cpu().numpy() > 0).astype(float)).lines(0.5)
+        ax.add_collection(LineCollection([line + offset for offset in offsets for line in lines], colors="white", linewidths=0.7),
+                          autolim=False)
+    # Each panel's own query cell (panel (i, j) shows query j).
+    marks = np.array([(centres[k % len(queries)][0] + x0, centres[k % len(queries)][1] + y0) for k, (x0, y0) in enumerate(offsets)])
+    kinds = [kind for _ in rows for _, _, kind in queries]
+    ax.scatter(marks[:, 0], marks[:, 1], s=7**2, c=[QUERY_COLOURS[k] for k in kinds], edgecolors="white", zorder=3)
+    ax.set_xlim(-0.5, len(queries) * (w + gap_x) - gap_x - 0.5)
+    ax.set_ylim(len(rows) * (h + gap_y) - gap_y - 0.5, -0.5)
+    ax.set_aspect(aspect)
+    ax.axis("off")
     bar = fig.colorbar(image, cax=fig.add_axes((0.82, 0.2, 0.018, 0.6), label="<colorbar>"))  # own axes: room for the tick labels
     uniform = 1.0 / (gh * gw)
     bar.ax.axhline(uniform, color="cyan", linewidth=2)
     bar.set_ticks([norm.vmin, uniform, 1.0])
     bar.set_ticklabels([f"{norm.vmin:.1e}", f"1/N = {uniform:.3g}", "1"])
     bar.set_label("attention weight (log scale)")
-    fig.suptitle(f"{name}: MHSA over {gh}×{gw} = {gh * gw} keys, one row per head", fontsize=11)
+    # A fixed distance from the top (in inches), clear of the column titles however tall the figure.
+    fig.suptitle(f"{name}: MHSA over {gh}×{gw} = {gh * gw} keys, one row per head", fontsize=11, y=1 - 0.08 / fig.get_figheight(), va="top")
     return fig
