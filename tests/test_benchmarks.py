@@ -138,3 +138,18 @@ def test_attention_parts_benchmark_smoke(tmp_path):
     assert all(float(r[4]) > 0 for r in body)
     assert body[-1][0] == "all attention parts"
     assert float(body[-1][4]) == pytest.approx(sum(float(r[4]) for r in parts.values()), abs=0.3)
+
+
+@pytest.mark.slow
+def test_figures_benchmark_smoke(tmp_path):
+    rows, text = run("figures.py", tmp_path=tmp_path)
+    header, body = rows[0], rows[1:]
+    assert header == ["model", "figures", "count", "build s", "render and encode s", "drawing s"]
+    # 3 fixed images and 2 worst: 5 prediction figures; MHSA and gate figures for the fixed 3, full model only.
+    assert [(r[0], r[1], r[2]) for r in body] == [
+        ("plain U-Net", "predictions", "5"), ("plain U-Net", "whole drawing", ""),
+        ("MHSA+MHCA", "predictions", "5"), ("MHSA+MHCA", "MHSA", "3"), ("MHSA+MHCA", "gates", "3"), ("MHSA+MHCA", "whole drawing", ""),
+    ]
+    for r in body:
+        parts = [float(r[3]), float(r[4])] if r[3] else []
+        assert all(v > 0 for v in parts) and (not r[5] or float(r[5]) > 0)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from contourpy import contour_generator
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
@@ -99,9 +98,11 @@ def self_attention_figure(
                     ha="right", va="center", fontsize=8, annotation_clip=False)
     for j, (_, _, kind) in enumerate(queries):
         ax.text(j * (w + gap_x) + w / 2 - 0.5, -0.5 - 0.03 * h, f"query {j + 1} ({kind})", ha="center", va="bottom", fontsize=9)
-    if target is not None and (target > 0).any():  # the ground truth's outline, traced once, on every panel
-        lines = contour_generator(z=(target.detach().cpu().numpy() > 0).astype(float)).lines(0.5)
-        ax.add_collection(LineCollection([line + offset for offset in offsets for line in lines], colors="white", linewidths=0.7),
+    if target is not None and (target > 0).any():
+        # The ground truth's outline, traced once on the first panel (at the origin), copied to the others.
+        outline = ax.contour((target.detach().cpu().numpy() > 0).astype(float), levels=[0.5], colors="white", linewidths=0.7)
+        lines = outline.allsegs[0]
+        ax.add_collection(LineCollection([line + offset for offset in offsets[1:] for line in lines], colors="white", linewidths=0.7),
                           autolim=False)
     # Each panel's own query cell (panel (i, j) shows query j).
     marks = np.array([(centres[k % len(queries)][0] + x0, centres[k % len(queries)][1] + y0) for k, (x0, y0) in enumerate(offsets)])
