@@ -168,7 +168,7 @@ class _NaNAtStep:
         return value * float("nan") if self.module.global_step == self.step else value
 
 
-def _fit_with_nan(tmp_path: Path, policy: str, defer: bool | None = None, step: int = 5, checkpoints: bool = True):
+def _fit_with_nan(tmp_path: Path, policy: str, defer: bool | None = None, step: int = 5, checkpoints: bool = True, validate: bool = True):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -184,13 +184,13 @@ def _fit_with_nan(tmp_path: Path, policy: str, defer: bool | None = None, step: 
     folder = tmp_path / "checkpoints"
     trainer = L.Trainer(
         max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()], enable_checkpointing=checkpoints,
+        plugins=[AtomicCheckpointIO()], enable_checkpointing=checkpoints, limit_val_batches=1.0 if validate else 0,
         callbacks=[ModelCheckpoint(dirpath=folder, every_n_train_steps=1, save_top_k=0, save_last=True)] if checkpoints else [],
     )
     return trainer, module, data, folder / "last.ckpt"
 
 
-@pytest.mark.parametrize("defer", [False, True], ids=["checked-at-once", "checked-a-step-later"])
+@pytest.mark.parametrize("defer", [False, True], ids=["checked-at-once", "checked-on-the-device"])
 def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, defer):
     """Deferred (as on a GPU, where reading the loss every step would stall the host), the
     non-finite step is still named and no checkpoint written after it holds its update."""
@@ -204,24 +204,50 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint
     assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values() if v.is_floating_point())
 
 
-def test_a_deferred_check_still_stops_on_the_last_step_of_a_run_without_checkpoints(tmp_path):
+def test_a_deferred_check_names_the_bad_step_found_steps_later(tmp_path):
+    """Without checkpoints the loss is read at the first validation: two steps after the bad one,
+    which the message still names."""
     from segattn.training.module import NonFiniteLossError
 
-    trainer, module, data, _ = _fit_with_nan(tmp_path, "error", defer=True, step=7, checkpoints=False)  # 8 steps
+    trainer, module, data, _ = _fit_with_nan(tmp_path, "error", defer=True, step=1, checkpoints=False)  # 4 steps per epoch
+    with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 0, global step 1, batch 1"):
+        trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 4  # the epoch's steps ran on; nothing was saved
+
+
+def test_a_deferred_check_still_stops_on_the_last_step_of_a_run_without_validation(tmp_path):
+    from segattn.training.module import NonFiniteLossError
+
+    trainer, module, data, _ = _fit_with_nan(tmp_path, "error", defer=True, step=7, checkpoints=False, validate=False)  # 8 steps
     with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 1, global step 7, batch 3"):
         trainer.fit(module, datamodule=data)
 
 
-def test_the_finite_check_is_deferred_on_accelerators_only_and_never_when_skipping():
-    from segattn.training.module import SegmentationModule
+def test_the_watch_names_the_first_bad_step_reads_every_max_pending_steps_and_keeps_failing():
+    from segattn.training.nonfinite import NonFiniteLossError, NonFiniteLossWatch
 
-    net = dict(depth=2, base_channels=8, heads=2)
-    error, skip = (SegmentationModule(net=net, class_names=["a", "b"], nonfinite_loss=p) for p in ("error", "skip"))
-    on_cpu, on_meta = torch.zeros(()), torch.zeros((), device="meta")
-    assert not error.defers_finite_check(on_cpu) and error.defers_finite_check(on_meta)
-    assert not skip.defers_finite_check(on_meta)
-    error.defer_finite_check = True
-    assert error.defers_finite_check(on_cpu)
+    watch = NonFiniteLossWatch(max_pending=3)
+    watch.record(torch.tensor(0.5), 0, 0, 0, ["a"])
+    watch.record(torch.tensor(0.4), 0, 1, 1, ["b"])
+    watch.record(torch.tensor(0.3), 0, 2, 2, ["c"])  # the third: read and forgotten, all finite
+    watch.check()
+    watch.record(torch.tensor(float("inf")), 1, 3, 0, ["d"])
+    watch.record(torch.tensor(float("nan")), 1, 4, 1, ["e"])
+    with pytest.raises(NonFiniteLossError, match=r"loss is inf at epoch 1, global step 3, batch 0 \(images \['d'\]\)"):
+        watch.check()
+    with pytest.raises(NonFiniteLossError, match="global step 3"):  # and on every later check (a save on the way out)
+        watch.check()
+    bounded = NonFiniteLossWatch(max_pending=2)
+    bounded.record(torch.tensor(1.0), 0, 0, 0, [])
+    with pytest.raises(NonFiniteLossError, match="global step 1"):
+        bounded.record(torch.tensor(float("nan")), 0, 1, 1, [])  # the second step reaches max_pending: read now
+
+
+def test_the_progress_bar_shows_the_step_loss_only_where_reading_it_is_free(tmp_path):
+    for defer, shown, hidden in ((False, "train/loss_step", "train/loss"), (True, "train/loss", "train/loss_step")):
+        trainer, module, data, _ = _fit_with_nan(tmp_path / str(defer), "error", defer=defer, step=-1, checkpoints=False)
+        trainer.fit(module, datamodule=data)
+        assert shown in trainer.progress_bar_metrics and hidden not in trainer.progress_bar_metrics
 
 
 def test_non_finite_loss_can_skip_the_batch(tmp_path):

@@ -15,16 +15,13 @@ from segattn.inference import InferenceSettings, predict_logits
 from segattn.models import UNetAttention
 from segattn.training.losses import SegmentationLoss
 from segattn.training.metrics import SegmentationScores, flatten_scores
+from segattn.training.nonfinite import NonFiniteLossError, NonFiniteLossWatch, describe_step, nonfinite_message
 
 log = logging.getLogger(__name__)
 SCHEDULERS = ("cosine", "onecycle", "none")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that also capture CUDA graphs
 NONFINITE_POLICIES = ("error", "skip")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite (the run stops; the last good checkpoint stays)."""
 
 
 class SegmentationModule(L.LightningModule):
@@ -77,7 +74,7 @@ class SegmentationModule(L.LightningModule):
         object.__setattr__(self, "_compiled_aux", torch.compile(self.net.forward_with_aux, mode=compile_mode) if compiled and self.net.aux_heads else None)
         self._graph_steps = compile_mode in CUDA_GRAPH_MODES
         self.defer_finite_check: bool | None = None  # see defers_finite_check
-        self._unchecked_loss: tuple[Tensor, str] | None = None
+        self._nonfinite = NonFiniteLossWatch()
 
     def _run_net(self, compiled, eager, x: Tensor):
         """``compiled`` (or ``eager`` when not compiling) on ``x`` in the network's layout."""
@@ -105,56 +102,48 @@ class SegmentationModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor | None:
         loss = self.training_loss(batch["image"], batch["mask"])
-        where = f"epoch {self.current_epoch}, global step {self.global_step}, batch {batch_idx} (images {list(batch.get('name', []))[:4]})"
-        if self.defers_finite_check(loss):
-            self.check_deferred_loss()  # the previous step's loss: computed long ago, so no wait
-            self._unchecked_loss = (loss.detach(), where)
+        where = (self.current_epoch, self.global_step, batch_idx, list(batch.get("name", []))[:4])
+        deferred = self.defers_finite_check(loss)
+        if deferred:
+            self._nonfinite.record(loss, *where)  # read on the host at the next checkpoint, validation or epoch end
         elif not torch.isfinite(loss):
             if self.hparams.nonfinite_loss != "skip":
-                raise NonFiniteLossError(nonfinite_message(loss.item(), where))
-            log.warning("Skipping a batch with non-finite loss %s at %s", loss.item(), where)
+                raise NonFiniteLossError(nonfinite_message(loss.item(), describe_step(*where)))
+            log.warning("Skipping a batch with non-finite loss %s at %s", loss.item(), describe_step(*where))
             if self._trainer is None or self.trainer.world_size == 1:
                 return None  # Lightning skips the optimizer step for this batch
             # Under DDP every process must join the gradient all-reduce and the logging below
             # (Lightning refuses None there): this batch gets a zero loss with zero gradients.
             loss = sum((p * 0.0).sum() for p in self.parameters() if p.requires_grad)
         # Every logged step (no cross-process sync: cheap) and the epoch mean over every batch (synced).
-        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["image"]))
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["image"]), sync_dist=True)
+        # Lightning reads progress-bar values on the host after every batch: where that would wait
+        # for the device (deferred), the bar shows the epoch mean instead of each step's loss.
+        batch_size = len(batch["image"])
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=not deferred, batch_size=batch_size)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=deferred, batch_size=batch_size, sync_dist=True)
         return loss
 
     def defers_finite_check(self, loss: Tensor) -> bool:
-        """Whether this step's finite-loss check waits until the next step (``defer_finite_check``;
-        None: on accelerators with ``nonfinite_loss=error``).
-
-        Reading a GPU loss on the host waits for the forward pass to finish, every step: the host
-        can no longer queue the next batch's work while the device computes. Checked one step
-        later (and before every checkpoint write, validation and the end of an epoch), the loss has
-        long been computed. The non-finite step's update has then been applied, but the run stops
-        before any checkpoint holds it. ``skip`` must know before the optimizer step: never deferred.
-        """
+        """Whether the loss is checked by ``NonFiniteLossWatch`` (no host read per step) instead of
+        at once: ``defer_finite_check``, or when None, with ``nonfinite_loss=error`` on an
+        accelerator. On the CPU reading the loss waits for nothing; ``skip`` must know before the
+        optimizer step."""
         if self.hparams.nonfinite_loss == "skip":
             return False
         return loss.device.type != "cpu" if self.defer_finite_check is None else self.defer_finite_check
 
-    def check_deferred_loss(self) -> None:
-        """Raise ``NonFiniteLossError`` if the last training loss not yet checked is NaN or infinite."""
-        unchecked, self._unchecked_loss = self._unchecked_loss, None
-        if unchecked is not None and not torch.isfinite(unchecked[0]):
-            raise NonFiniteLossError(nonfinite_message(unchecked[0].item(), unchecked[1]))
-
     # No checkpoint, validation or epoch end sees weights updated from a non-finite loss.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self.check_deferred_loss()
+        self._nonfinite.check()
 
     def on_validation_start(self) -> None:
-        self.check_deferred_loss()
+        self._nonfinite.check()
 
     def on_train_epoch_end(self) -> None:
-        self.check_deferred_loss()
+        self._nonfinite.check()
 
     def on_train_end(self) -> None:
-        self.check_deferred_loss()
+        self._nonfinite.check()
 
     def predict_logits(self, images: Tensor) -> Tensor:
         """Logits of whole images as ``inference`` says (``segattn.inference.predict_logits``)."""
@@ -240,13 +229,6 @@ class SegmentationModule(L.LightningModule):
                 optimizer, max_lr=hp.lr, total_steps=total_steps, pct_start=max(hp.warmup_fraction, 1e-3)
             )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
-
-
-def nonfinite_message(value: float, where: str) -> str:
-    return (
-        f"training loss is {value} at {where}; the run stopped and the last checkpoint was kept. "
-        "Lower module.lr, check the data, or set module.nonfinite_loss=skip to skip such batches."
-    )
 
 
 def compile_mode_of(compile: bool | str) -> str | None:
