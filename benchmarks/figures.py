@@ -9,8 +9,9 @@ a second, a drawing of a few seconds is most of the loop's overhead. This runs t
 ``log_figures`` with its default settings on the validation split of synthetic data (30 images
 at ``--size``) for the full model (the attention settings of ``configs/model/unet_attention.yaml``)
 and for the plain U-Net, writing to a TensorBoard folder in a temporary directory. The per-image
-Dice that ranks the worst images is given as the validation loop would give it, so only the
-drawing is timed. Each figure kind's time is split into building the matplotlib figure and
+Dice that ranks the worst images is given as the validation loop would give it, so what is timed
+is what the callback itself does on a drawing epoch: the explicit-path forward pass of the chosen
+images, the attention statistics and the figures. Each figure kind's time is split into building the matplotlib figure and
 ``add_figure`` (rendering with Agg and encoding the PNG).
 """
 
