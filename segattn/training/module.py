@@ -105,7 +105,7 @@ class SegmentationModule(L.LightningModule):
         where = (self.current_epoch, self.global_step, batch_idx, list(batch.get("name", []))[:4])
         deferred = self.defers_finite_check(loss)
         if deferred:
-            self._nonfinite.record(loss, *where)  # read on the host at the next checkpoint, validation or epoch end
+            self._nonfinite.record(loss, *where)  # read on the host before checkpoints, validation, at epoch ends, every 100 steps
         elif not torch.isfinite(loss):
             if self.hparams.nonfinite_loss != "skip":
                 raise NonFiniteLossError(nonfinite_message(loss.item(), describe_step(*where)))
