@@ -70,6 +70,18 @@ def test_2_an_empty_validation_split_is_refused_naming_the_fix(tmp_path):
     assert "set data.val_fraction to a fraction > 0" in "\n".join(fitted_problems(cfg, instantiate(cfg.data), 1))
 
 
+def test_2_an_empty_training_split_is_refused(tmp_path):
+    """Two image pairs and the default fractions: validation and test take one each, training none."""
+    flat = tmp_path / "two"
+    (flat / "images").mkdir(parents=True), (flat / "masks").mkdir()
+    for i in range(2):
+        Image.new("RGB", (8, 8)).save(flat / "images" / f"{i}.png")
+        Image.new("L", (8, 8)).save(flat / "masks" / f"{i}.png")
+    cfg = compose_train("data=folder", f"data.root={flat}")
+    problems = "\n".join(fitted_problems(cfg, instantiate(cfg.data), 1))
+    assert "the training split is empty (val 1, test 1 images)" in problems and "data.val_fraction" in problems
+
+
 def test_5_type_errors_and_class_weights_get_the_up_front_message():
     message = problems_of("data.image_size=64.5", "data.batch_size=abc")
     assert "data.image_size: got 64.5 (float); expected int" in message
@@ -251,6 +263,12 @@ def test_15_a_folder_holding_a_run_is_refused_before_hydra_touches_it(tmp_path):
 def test_16_outputs_are_unique_and_never_replace_files(tmp_path):
     images = [tmp_path / "cat.jpg", tmp_path / "cat.png", tmp_path / "dog.png"]
     assert output_names(images) == {images[0]: "cat_jpg", images[1]: "cat_png", images[2]: "dog"}
+    # Extensions differing only in case, and a stem that is another image's derived name.
+    clash = [tmp_path / "cat.png", tmp_path / "cat.PNG", tmp_path / "cat_png.jpg", tmp_path / "Dog.png", tmp_path / "dog.jpg"]
+    names = output_names(clash)
+    assert len({n.lower() for n in names.values()}) == len(clash)  # every mask its own file, even ignoring case
+    assert names[clash[2]] == "cat_png" and {names[clash[0]], names[clash[1]]} == {"cat_png_2", "cat_png_3"}
+    assert {names[clash[3]], names[clash[4]]} == {"Dog_png", "dog_jpg"}
     out = tmp_path / "out"
     out.mkdir()
     (out / "dog_mask.png").write_bytes(b"keep")

@@ -44,16 +44,28 @@ def output_suffixes(overlay: bool) -> tuple[str, ...]:
 
 def output_names(images: list[Path]) -> dict[Path, str]:
     """The output name of each image: its stem, or, when several inputs share a stem (``cat.jpg``
-    and ``cat.png``), stem and extension (``cat_jpg``, ``cat_png``), so no mask replaces another."""
+    and ``cat.png``), stem and extension (``cat_jpg``, ``cat_png``), so no mask replaces another.
+
+    Names are compared ignoring case (``cat.png`` and ``cat.PNG``; case-insensitive file systems
+    would also merge ``Cat`` and ``cat``). A name still taken, by an image whose own stem it is
+    (``cat_png.jpg`` besides ``cat.png`` and ``cat.jpg``) or by an earlier image, gets a counter:
+    ``cat_png_2``.
+    """
     stems: dict[str, int] = {}
     for path in images:
-        stems[path.stem] = stems.get(path.stem, 0) + 1
-    names = {path: path.stem if stems[path.stem] == 1 else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in images}
-    taken = {n for p, n in names.items() if stems[p.stem] == 1}
-    for path, name in names.items():
-        if stems[path.stem] > 1 and name in taken:  # e.g. cat.png, cat.PNG... and a cat_png.jpg besides
-            names[path] = path.name.replace(".", "_")
-    return names
+        stems[path.stem.lower()] = stems.get(path.stem.lower(), 0) + 1
+    own = [path for path in images if stems[path.stem.lower()] == 1]  # named first: their stem is theirs
+    shared = sorted((path for path in images if stems[path.stem.lower()] > 1), key=lambda p: (p.stem.lower(), p.name))
+    names: dict[Path, str] = {}
+    used: set[str] = set()
+    for path in own + shared:
+        base = path.stem if path in own else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+        name, counter = base, 2
+        while name.lower() in used:
+            name, counter = f"{base}_{counter}", counter + 1
+        used.add(name.lower())
+        names[path] = name
+    return {path: names[path] for path in images}
 
 
 def check_output_dir(input_dir: Path, output_dir: Path, file_names: list[str]) -> None:
