@@ -188,6 +188,12 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
             f"module.class_weights: got {len(weights)} values {list(weights)}; the data has {datamodule.num_classes} classes "
             f"{list(datamodule.class_names)}: give one weight per class, or null"
         )
+    if len(datamodule.dataset("train")) == 0:
+        sizes = ", ".join(f"{split} {len(datamodule.dataset(split))}" for split in ("val", "test"))
+        problems.append(
+            f"the training split is empty ({sizes} images): there is nothing to train on; add images, or lower "
+            "data.val_fraction / data.test_fraction (each positive fraction takes at least one image)"
+        )
     if len(datamodule.dataset("val")) == 0:
         root = getattr(datamodule, "root", None)
         fix = (
