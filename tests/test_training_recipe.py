@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import albumentations as A
+import numpy as np
 import pytest
 import torch
 
@@ -101,6 +102,13 @@ def test_augmentation_levels():
     strong = kinds(train_pipeline(32, stats, rgb=True, augment="strong"))
     assert A.RandomResizedCrop in strong and A.ColorJitter in strong and A.Affine in strong
     assert train_pipeline(32, stats, rgb=True).transforms[0].interpolation == 3  # cv2.INTER_AREA: antialiased
+    # The affine warp invents no labels: a mask of one class stays that class everywhere.
+    warp = next(t for t in train_pipeline(32, stats, rgb=True, augment="strong").transforms if isinstance(t, A.Affine))
+    warp.p = 1.0
+    mask = np.full((32, 32), 2, dtype=np.uint8)
+    for seed in range(5):
+        warp.set_random_seed(seed)
+        assert (warp(image=np.full((32, 32, 3), 100, np.uint8), mask=mask)["mask"] == 2).all()
     with pytest.raises(ValueError, match=r"data.augment: got 'heavy'; allowed: none, light, strong"):
         train_pipeline(32, stats, rgb=True, augment="heavy")
 

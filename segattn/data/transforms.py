@@ -28,6 +28,7 @@ GREY_MEAN = (0.5,)
 GREY_STD = (0.5,)
 NEAREST_EXACT = 6  # cv2.INTER_NEAREST_EXACT, for Resize / RandomResizedCrop masks
 AREA = 3  # cv2.INTER_AREA, for resizing images
+REFLECT_101 = 4  # cv2.BORDER_REFLECT_101: what an affine warp shows beyond the image's edge
 AUGMENTS = ("none", "light", "strong")
 
 Stats = tuple[Sequence[float] | float, Sequence[float] | float]
@@ -89,7 +90,9 @@ def train_pipeline(image_size: int | None, stats: Stats, rgb: bool, augment: str
         steps = [
             *(crop if image_size else []),
             *flips,
-            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), p=0.5),
+            # Beyond the edge, image and mask are both mirrored: a constant fill would give the
+            # corners a rotation uncovers black pixels labelled class 0, a label they do not have.
+            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), border_mode=REFLECT_101, p=0.5),
             photometric,
         ]
     return A.Compose([*steps, A.Normalize(mean=mean, std=std)])
