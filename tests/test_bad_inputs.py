@@ -302,3 +302,18 @@ def test_19_each_process_resumes_its_own_share_mid_epoch():
     assert sorted(i for _, i in full[0] + full[1]) == list(range(10))
     # Two batches of 2 done on each process: each skips its own first 4 samples, not 4 of the whole.
     assert share(0, resume=4) == full[0][4:] and share(1, resume=4) == full[1][4:]
+
+
+def test_model_channels_and_classes_come_from_the_data_and_a_different_value_is_refused():
+    from omegaconf import OmegaConf
+
+    from segattn.cli.train import network_kwargs
+    from segattn.config import ConfigError
+
+    model = OmegaConf.create({"_target_": "segattn.models.UNetAttention", "in_channels": None, "num_classes": None, "depth": 2})
+    assert network_kwargs(model, 1, 3) == {"in_channels": 1, "num_classes": 3, "depth": 2}
+    model.num_classes = 5
+    with pytest.raises(ConfigError, match=r"model.num_classes: got 5, but the data has 3; leave it null"):
+        network_kwargs(model, 1, 3)
+    model.num_classes = 3
+    assert network_kwargs(model, 1, 3)["num_classes"] == 3  # the same value is only checked

@@ -117,6 +117,16 @@ def test_resume_continues_at_the_right_epoch_and_step(smoke_run, tmp_path):
     assert f"init_from={last}" in message and "Traceback" not in message
     assert not (tmp_path / "longer" / "checkpoints").exists()
 
+    # Settings outside that list that change the schedule's length (here the training images) are
+    # caught by the length the checkpoint stores, before a single step.
+    assert torch.load(last, map_location="cpu", weights_only=True)["segattn_schedule_total_steps"] == 12
+    proc = run("train.py", "experiment=smoke", f"hydra.run.dir={tmp_path / 'more_data'}", "trainer.max_epochs=3", "data.num_train=24",
+               f"ckpt_path={last}", check=False)
+    assert proc.returncode == 2
+    message = proc.stdout + proc.stderr
+    assert "the checkpoint's learning-rate schedule spans 12 optimizer steps, but this run's settings give 18" in message
+    assert "init_from=" in message and "Traceback" not in message
+
 
 def test_last_checkpoint_is_the_final_state_even_when_the_best_stops_improving(tmp_path):
     """Lightning 2.6 refreshes a ModelCheckpoint's "last" file only when its top-k changes, so with

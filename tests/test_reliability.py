@@ -57,6 +57,13 @@ def test_bad_settings_are_named_with_value_and_what_is_allowed(override, expecte
     assert expected in problems_of(override)
 
 
+def test_class_weights_without_a_cross_entropy_term_are_refused():
+    assert "module.class_weights: they weight the cross-entropy term, and module.loss=dice has none" in problems_of(
+        "module.loss=dice", "module.class_weights=[1.0,2.0]"
+    )
+    validate_train_config(compose_train("module.loss=ce+dice", "module.class_weights=[1.0,2.0]"))  # weights the CE term: fine
+
+
 def test_cross_attention_levels_are_checked_even_without_cross_attention():
     """The model checks the levels whatever the switch says; the config check must catch it first."""
     assert "model.cross_attention_levels: got [9]; expected null" in problems_of("model.cross_attention=false", "model.cross_attention_levels=[9]")

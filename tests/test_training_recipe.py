@@ -129,3 +129,43 @@ def test_compile_setting_picks_the_mode_and_marks_cuda_graph_steps(monkeypatch, 
 def test_unknown_compile_mode_is_named():
     with pytest.raises(ValueError, match=r"module.compile: got 'fast'.*reduce-overhead"):
         SegmentationModule(net=NET, class_names=["a", "b"], compile="fast")
+
+
+@pytest.mark.parametrize("warmup, total", [(0.1, 10), (0.05, 20), (0.25, 4), (0.0, 1000), (0.5, 2), (0.3, 100)])
+def test_one_cycle_builds_and_runs_whatever_the_warmup_and_length(warmup, total):
+    """pct_start × total_steps = 1 makes PyTorch's OneCycleLR divide by zero when it is built."""
+    from segattn.training.module import one_cycle_pct_start
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    pct = one_cycle_pct_start(warmup, total)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1e-3, total_steps=total, pct_start=pct)
+    rates = []
+    for _ in range(total - 1):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert max(rates) <= 1e-3 + 1e-12 and rates[-1] < 1e-4  # warms up at most to lr, ends annealed
+    if warmup * total != 1 and warmup >= 1e-3:
+        assert pct == warmup  # other settings are left as given
+
+
+def test_the_epoch_log_line_shows_the_true_training_loss_with_gradient_accumulation(caplog):
+    """Lightning hands callbacks the loss divided by accumulate_grad_batches; the line must not."""
+    import logging
+    import re
+
+    import lightning as L
+
+    from segattn.data import SyntheticDataModule
+    from segattn.training.epoch_log import EpochLogger
+
+    L.seed_everything(0)
+    data = SyntheticDataModule(image_size=32, batch_size=4)  # 16 images: 4 batches
+    module = SegmentationModule(net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names)
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False, accumulate_grad_batches=2, callbacks=[EpochLogger()])
+    with caplog.at_level(logging.INFO, logger="segattn.epochs"):
+        trainer.fit(module, datamodule=data)
+    line = next(r.getMessage() for r in caplog.records if r.name == "segattn.epochs")
+    logged = float(re.search(r"train/loss (\d+\.\d+)", line).group(1))
+    assert logged == pytest.approx(float(trainer.callback_metrics["train/loss"]), abs=2e-4)

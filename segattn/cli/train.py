@@ -44,6 +44,10 @@ def network_kwargs(model_cfg: DictConfig, in_channels: int, num_classes: int) ->
     target = kwargs.pop("_target_", MODEL_TARGET)
     if target != MODEL_TARGET:
         raise ConfigError(f"model._target_: got {target!r}; expected {MODEL_TARGET}")
+    for key, value in (("in_channels", in_channels), ("num_classes", num_classes)):
+        given = kwargs.get(key)
+        if given is not None and given != value:
+            raise ConfigError(f"model.{key}: got {given!r}, but the data has {value}; leave it null (it is taken from the data)")
     kwargs.update(in_channels=in_channels, num_classes=num_classes)
     return kwargs
 

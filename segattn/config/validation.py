@@ -92,7 +92,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = OmegaConf.to_container(cfg.module, resolve=True)
     problems += check_target_node(cfg.data, "data")
-    problems += check_target_node(cfg.model, "model")
+    problems += check_target_node(cfg.model, "model", skip=MODEL_FILLED_FROM_DATA)  # checked against the data (network_kwargs)
     problems += check_target_node(cfg.trainer, "trainer", skip=("callbacks", "logger", "plugins"))
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
@@ -119,6 +119,11 @@ def validate_train_config(cfg: DictConfig) -> None:
         problems.append(f"module.weight_decay: got {wd}; expected a value >= 0")
     if module.get("loss") not in LOSS_NAMES:
         problems.append(f"module.loss: got {module.get('loss')!r}; allowed: {', '.join(LOSS_NAMES)}")
+    elif module.get("loss") == "dice" and module.get("class_weights") is not None:
+        problems.append(
+            "module.class_weights: they weight the cross-entropy term, and module.loss=dice has none; "
+            "use module.loss=ce+dice (or ce), or module.class_weights=null"
+        )
     if module.get("scheduler") not in SCHEDULERS:
         problems.append(f"module.scheduler: got {module.get('scheduler')!r}; allowed: {', '.join(SCHEDULERS)}")
     if module.get("nonfinite_loss") not in NONFINITE_POLICIES:

@@ -24,7 +24,8 @@ class EpochLogger(Callback):
             self.loss_sum, self.batches, self.epoch = 0.0, 0, trainer.current_epoch
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
-            self.loss_sum = self.loss_sum + loss.detach()  # on the device: no host sync per step
+            # Lightning hands callbacks the loss divided by accumulate_grad_batches (what it back-propagates).
+            self.loss_sum = self.loss_sum + loss.detach() * trainer.accumulate_grad_batches  # on the device: no host sync per step
             self.batches += 1
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -66,10 +66,10 @@ class SegmentationLoss(nn.Module):
     ) -> None:
         super().__init__()
         if name not in LOSS_NAMES:
-            raise ValueError(f"loss: unknown loss name {name!r}; allowed: {', '.join(LOSS_NAMES)}")
+            raise ValueError(f"module.loss: unknown loss name {name!r}; allowed: {', '.join(LOSS_NAMES)}")
         if class_weights is not None and len(class_weights) != num_classes:
             raise ValueError(
-                f"loss.class_weights has {len(class_weights)} values but the data has {num_classes} classes"
+                f"module.class_weights has {len(class_weights)} values but the data has {num_classes} classes"
             )
         self.name = name
         self.ignore_index = ignore_index

@@ -22,6 +22,7 @@ SCHEDULERS = ("cosine", "onecycle", "none")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 CUDA_GRAPH_MODES = ("reduce-overhead", "max-autotune")  # the modes that also capture CUDA graphs
 NONFINITE_POLICIES = ("error", "skip")
+TOTAL_STEPS_KEY = "segattn_schedule_total_steps"
 
 
 class SegmentationModule(L.LightningModule):
@@ -74,6 +75,8 @@ class SegmentationModule(L.LightningModule):
         object.__setattr__(self, "_compiled_aux", torch.compile(self.net.forward_with_aux, mode=compile_mode) if compiled and self.net.aux_heads else None)
         self._graph_steps = compile_mode in CUDA_GRAPH_MODES
         self.defer_finite_check: bool | None = None  # see defers_finite_check
+        self._total_steps: int | None = None  # the schedule's length, saved in checkpoints
+        self._resumed_total_steps: int | None = None  # that of the checkpoint being resumed
         self._nonfinite = NonFiniteLossWatch()
 
     def _run_net(self, compiled, eager, x: Tensor):
@@ -135,6 +138,11 @@ class SegmentationModule(L.LightningModule):
     # No checkpoint, validation or epoch end sees weights updated from a non-finite loss.
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self._nonfinite.check()
+        if self._total_steps is not None:
+            checkpoint[TOTAL_STEPS_KEY] = self._total_steps  # a resumed run must lay out the same schedule
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._resumed_total_steps = checkpoint.get(TOTAL_STEPS_KEY)
 
     def on_validation_start(self) -> None:
         self._nonfinite.check()
@@ -221,12 +229,23 @@ class SegmentationModule(L.LightningModule):
         if hp.scheduler == "none":
             return optimizer
         total_steps = max(2, int(self.total_training_steps()))
+        resumed, self._resumed_total_steps = self._resumed_total_steps, None
+        if resumed is not None and resumed != total_steps:
+            from segattn.checkpoint import CheckpointError  # here: segattn.checkpoint imports this module
+
+            raise CheckpointError(
+                f"cannot resume: the checkpoint's learning-rate schedule spans {resumed} optimizer steps, but this run's "
+                f"settings give {total_steps} (the training images per epoch, batch size, epochs or step limit differ: e.g. "
+                "data.patches_per_image, a split fraction or the data itself). Resume with the checkpoint's settings, or start "
+                "a new run from its weights with init_from= (instead of ckpt_path=)"
+            )
+        self._total_steps = total_steps
         if hp.scheduler == "cosine":
             scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, hp.warmup_fraction))
         else:
             # Starts at lr/25, warms up to lr over warmup_fraction of the run, anneals to ~0.
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=hp.lr, total_steps=total_steps, pct_start=max(hp.warmup_fraction, 1e-3)
+                optimizer, max_lr=hp.lr, total_steps=total_steps, pct_start=one_cycle_pct_start(hp.warmup_fraction, total_steps)
             )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
 
@@ -280,6 +299,14 @@ def parameter_groups(net: torch.nn.Module, weight_decay: float, decay_all: bool 
 
 
 NORM_LAYERS = (torch.nn.modules.batchnorm._NormBase, torch.nn.LayerNorm, torch.nn.GroupNorm)
+
+
+def one_cycle_pct_start(warmup_fraction: float, total_steps: int) -> float:
+    """``OneCycleLR``'s ``pct_start``: the warm-up fraction (at least 1e-3), moved off the values
+    where the warm-up would end at step 0 (``pct_start × total_steps = 1``, e.g. 0.1 of 10 steps),
+    where PyTorch divides by zero when it builds the schedule. 1.5 steps warm up as one does."""
+    pct = max(warmup_fraction, 1e-3)
+    return 1.5 / total_steps if math.isclose(pct * total_steps, 1.0) else pct
 
 
 def warmup_cosine(total_steps: int, warmup_fraction: float):
