@@ -284,9 +284,10 @@ def test_hydra_config_instantiates_the_model():
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(Path(__file__).resolve().parents[1] / "configs" / "model" / "unet_attention.yaml")
-    model = instantiate(cfg)
-    assert isinstance(model, UNetAttention)
-    ablation = instantiate(cfg, self_attention=False, cross_attention=False)
+    assert cfg.in_channels is None and cfg.num_classes is None  # the data's, filled in by train.py
+    model = instantiate(cfg, in_channels=1, num_classes=3)
+    assert isinstance(model, UNetAttention) and model.inc[0].in_channels == 1 and model.head.out_channels == 3
+    ablation = instantiate(cfg, in_channels=3, num_classes=2, self_attention=False, cross_attention=False)
     assert attention_parameter_names(ablation) == []
 
 
