@@ -54,12 +54,15 @@ def output_names(images: list[Path]) -> dict[Path, str]:
     stems: dict[str, int] = {}
     for path in images:
         stems[path.stem.lower()] = stems.get(path.stem.lower(), 0) + 1
-    own = [path for path in images if stems[path.stem.lower()] == 1]  # named first: their stem is theirs
-    shared = sorted((path for path in images if stems[path.stem.lower()] > 1), key=lambda p: (p.stem.lower(), p.name))
+    def own(path: Path) -> bool:  # the only image with its stem: the stem is its name
+        return stems[path.stem.lower()] == 1
+
+    # Images with a stem of their own are named first; the others in a stable order.
+    order = [p for p in images if own(p)] + sorted((p for p in images if not own(p)), key=lambda p: (p.stem.lower(), p.name))
     names: dict[Path, str] = {}
     used: set[str] = set()
-    for path in own + shared:
-        base = path.stem if path in own else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
+    for path in order:
+        base = path.stem if own(path) else f"{path.stem}_{path.suffix.lstrip('.').lower()}"
         name, counter = base, 2
         while name.lower() in used:
             name, counter = f"{base}_{counter}", counter + 1
