@@ -72,9 +72,7 @@ def drawing(variant: str, args: argparse.Namespace, data: SyntheticDataModule, w
     trainer = SimpleNamespace(datamodule=data, global_step=0)
     callback = attention_images.AttentionImageLogger()
     with torch.no_grad():  # the per-image Dice the validation loop hands over, so the worst images are not predicted again
-        predictions = module(torch.stack([dataset[i]["image"] for i in range(len(dataset))])).argmax(1)
-    callback._val_dice = {dataset[i]["name"]: attention_images.image_dice(predictions[i], dataset[i]["mask"], module.net.num_classes, data.ignore_index)
-                          for i in range(len(dataset))}
+        callback._val_dice = dict(zip(dataset.names, callback.dice_per_image(module, dataset, data)))
     writer = SummaryWriter(str(workdir / variant.replace(" ", "_").replace("+", "plus")))
     seconds, timings = [], Timings()
     originals = {name: getattr(attention_images, name) for name in BUILDERS}
