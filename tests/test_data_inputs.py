@@ -158,6 +158,38 @@ def test_folder_mapping_to_ignore_index_and_class_count(tiny_folder):
     assert (mapped[:, :10] == 1).all() and (mapped[:, 30:] == 255).all()
 
 
+def test_folder_without_a_mapping_reads_binary_masks_saved_as_0_1_or_0_255(tiny_folder):
+    def masks(dm):
+        return {name: item_named(dm, "train", name)["mask"] for name in ("img0", "img9")}
+
+    as_255 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
+    expected = masks(as_255)
+    assert as_255.mask_mapping() == {0: 0, 255: 1} and all(set(m.unique().tolist()) == {0, 1} for m in expected.values())
+    for path in (tiny_folder / "masks").iterdir():
+        Image.fromarray((np.array(Image.open(path)) > 0).astype(np.uint8)).save(path)
+    as_01 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
+    got = masks(as_01)
+    assert as_01.mask_mapping() == {0: 0, 1: 1} and as_01.num_classes == 2
+    assert all(torch.equal(got[name], expected[name]) for name in expected)
+
+
+def test_folder_without_a_mapping_refuses_other_values_and_suggests_one(tiny_folder):
+    mask = np.zeros((24, 36), dtype=np.uint8)
+    mask[:, 10:20], mask[:, 20:] = 1, 2
+    Image.fromarray(mask).save(tiny_folder / "masks" / "img3.png")
+    dm = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
+    with pytest.raises(DatasetContentError, match=r"hold the values 0, 1, 2, 255 \(e\.g\. 2 in .*img3\.png\).*'data\.mask_mapping=\{0:0,1:1,2:2,255:3\}'"):
+        dm.dataset("train")
+    # Instance labels (one value per object): no per-value suggestion.
+    Image.fromarray(np.arange(24 * 36, dtype=np.uint8).reshape(24, 36) % 40).save(tiny_folder / "masks" / "img3.png")
+    with pytest.raises(DatasetContentError, match=r"0, 1, 2, .*, \.\.\. .*41 different values look like instance labels"):
+        FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0).dataset("train")
+    # Given, a mapping is used as is and the masks are not read for it.
+    Image.fromarray(mask).save(tiny_folder / "masks" / "img3.png")
+    given = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 1: 1, 2: 2, 255: 1}, val_fraction=0.0, test_fraction=0.0)
+    assert set(item_named(given, "train", "img3")["mask"].unique().tolist()) == {0, 1, 2}
+
+
 # --- odd encodings -------------------------------------------------------------------------------------
 
 
@@ -185,11 +217,25 @@ def test_grey_rgb_masks_are_accepted_but_colour_masks_are_an_error(tmp_path):
         read_mask(tmp_path / "colour.png")
 
 
-def test_sixteen_bit_images_are_scaled_not_clipped(tmp_path):
-    wide = np.array([[0, 257 * 100, 65535]], dtype=np.uint16)
-    Image.fromarray(wide).save(tmp_path / "wide.png")
-    assert np.array_equal(read_image(tmp_path / "wide.png", grey=True), np.array([[0, 100, 255]], dtype=np.uint8))
-    assert read_image(tmp_path / "wide.png").shape == (1, 3, 3)
+def test_wide_grey_images_are_stretched_by_their_own_percentiles(tmp_path):
+    # 12-bit data in a 16-bit file: a ramp over 0..4000 with two hot pixels at the type's maximum.
+    ramp = np.linspace(0, 4000, 1000).round().astype(np.uint16)
+    ramp[[10, 500]] = 65535
+    Image.fromarray(ramp.reshape(20, 50)).save(tmp_path / "wide.png")
+    grey = read_image(tmp_path / "wide.png", grey=True)
+    low, high = np.percentile(ramp.astype(np.float64), (1.0, 99.8))
+    expected = np.rint(np.clip((ramp.astype(np.float64) - low) / (high - low), 0, 1) * 255).astype(np.uint8).reshape(20, 50)
+    assert grey.dtype == np.uint8 and np.array_equal(grey, expected)
+    assert grey.min() == 0 and grey.max() == 255 and len(np.unique(grey)) > 200  # full contrast, not 16 levels
+    assert np.array_equal(read_image(tmp_path / "wide.png"), np.repeat(grey[..., None], 3, axis=2))
+    # Float TIFFs read the same way; without contrast an image is 0; NaN is refused, naming the file.
+    Image.fromarray(ramp.reshape(20, 50).astype(np.float32) / 7.0).save(tmp_path / "float.tif")
+    assert np.array_equal(read_image(tmp_path / "float.tif", grey=True), expected)
+    Image.fromarray(np.full((4, 5), 3000, dtype=np.uint16)).save(tmp_path / "flat.png")
+    assert not read_image(tmp_path / "flat.png", grey=True).any()
+    Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32)).save(tmp_path / "nan.tif")
+    with pytest.raises(DatasetContentError, match=r"nan\.tif has NaN or infinite pixel values"):
+        read_image(tmp_path / "nan.tif")
 
 
 def test_sixteen_bit_masks_keep_small_values_and_reject_large_ones(tiny_folder):
@@ -200,7 +246,7 @@ def test_sixteen_bit_masks_keep_small_values_and_reject_large_ones(tiny_folder):
     mask[0, 0] = 1000
     Image.fromarray(mask).save(tiny_folder / "masks" / "img4.png")
     with pytest.raises(DatasetContentError, match=r"img4\.png holds values \[1000\]"):
-        item_named(FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0), "train", "img4")
+        item_named(FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0), "train", "img4")
 
 
 def test_grey_and_alpha_images_load_with_the_asked_channels(tmp_path):

@@ -144,7 +144,7 @@ def test_size_mismatch_names_both_files_and_sizes(tiny_pets):
 def test_mask_values_outside_the_mapping_name_file_and_values(tiny_folder):
     Image.fromarray(np.array([[0, 255, 7], [128, 0, 0]], dtype=np.uint8).repeat(12, 0).repeat(12, 1)).save(tiny_folder / "masks" / "img3.png")
     Image.new("RGB", (36, 24)).save(tiny_folder / "images" / "img3.png")
-    dm = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
+    dm = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0)
     index = dm.dataset("train").names.index("img3")
     with pytest.raises(DatasetContentError, match=r"img3\.png holds values \[7, 128\] that the mask mapping does not cover; mapped values: \[0, 255\]"):
         dm.dataset("train")[index]

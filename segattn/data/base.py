@@ -212,6 +212,10 @@ class SegmentationDataModule(L.LightningDataModule):
         """Mask pixel value → class id (or ``ignore_index``)."""
         raise NotImplementedError
 
+    def resolve_mask_mapping(self, samples: list[Sample]) -> None:
+        """Called once in ``setup`` with every sample the run uses, before ``mask_mapping``: a
+        source whose mapping depends on its masks reads them here (the folder dataset)."""
+
     def normalization(self) -> Stats:
         """(mean, std) of the default pipelines; subclasses with measured statistics override it."""
         return default_stats(self.in_channels)
@@ -259,7 +263,9 @@ class SegmentationDataModule(L.LightningDataModule):
         """Find and check the samples of every split (once; later calls reuse them)."""
         if self._datasets is not None:
             return
-        splits = self.build_splits()
+        found = self.build_splits()
+        splits = {split: seeded_cap(found.get(split, []), self.max_samples, self.seed, split) for split in SPLITS}
+        self.resolve_mask_mapping([sample for split in SPLITS for sample in splits[split]])
         table = lookup_table(self.mask_mapping())
         if self.patch_size and self.ignore_index is None:
             self.ignore_index = PAD_LABEL  # padding of images smaller than a patch
@@ -268,7 +274,7 @@ class SegmentationDataModule(L.LightningDataModule):
             patch = dict(size=self.patch_size, foreground_fraction=self.foreground_fraction, pad_label=self.ignore_index, ignore_index=self.ignore_index)
         self._datasets = {}
         for split in SPLITS:
-            samples = seeded_cap(splits.get(split, []), self.max_samples, self.seed, split)
+            samples = splits[split]
             transform = self.train_transform if split == "train" else self.eval_transform
             self._datasets[split] = SegmentationDataset(
                 samples, transform, self.grey, table, self.seed, self.scale, patch if split == "train" else None,

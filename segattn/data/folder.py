@@ -7,6 +7,7 @@ from pathlib import Path
 from segattn.data.base import SegmentationDataModule
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.io import IMAGE_EXTENSIONS
+from segattn.data.mask_values import BINARY_MAPPINGS, infer_binary_mapping
 from segattn.data.samples import FileSample
 from segattn.data.splits import check_fraction, report_missing, seeded_split
 
@@ -45,6 +46,7 @@ class FolderDataModule(SegmentationDataModule):
     test with ``val_fraction`` and ``test_fraction``), or already split in
     ``root/{train,val,test}/{images,masks}`` (used as is). ``mask_mapping`` maps mask pixel values
     to class ids (e.g. ``{0: 0, 255: 1}``); any other value in a mask is an error naming the file.
+    Without a mapping the masks must be binary, saved as 0/255 or as 0/1 (read from the masks).
     A value may map to ``ignore_index`` to leave those pixels out of loss and metrics."""
 
     def __init__(
@@ -68,7 +70,9 @@ class FolderDataModule(SegmentationDataModule):
         if val_fraction + test_fraction >= 1:
             raise ValueError(f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction}; must leave images to train on")
         self.root = Path(root)
-        self._mapping = {int(k): int(v) for k, v in (mask_mapping or {0: 0, 255: 1}).items()}
+        # Null: binary masks, 0/255 or 0/1 as the masks show in setup (mask_values.py); both give classes 0 and 1.
+        self._mapping_given = bool(mask_mapping)
+        self._mapping = {int(k): int(v) for k, v in (mask_mapping or BINARY_MAPPINGS[0]).items()}
         class_ids = sorted({v for v in self._mapping.values() if v != ignore_index})
         if not class_ids:
             raise ValueError(f"data.mask_mapping {self._mapping} maps every value to ignore_index={ignore_index}; no class is left")
@@ -87,6 +91,10 @@ class FolderDataModule(SegmentationDataModule):
 
     def mask_mapping(self) -> dict[int, int]:
         return self._mapping
+
+    def resolve_mask_mapping(self, samples: list[FileSample]) -> None:
+        if not self._mapping_given:
+            self._mapping = infer_binary_mapping([s.mask_path for s in samples], self.root)
 
     def build_splits(self) -> dict[str, list[FileSample]]:
         if not self.root.is_dir():

@@ -11,6 +11,10 @@ from segattn.data.errors import DatasetContentError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
 WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+#: Percentiles of an image's own values that become 0 and 255 when it is wider than 8 bits (as
+#: CSBDeep and StarDist normalise microscopy): 12-bit data in 16-bit files and float images get
+#: their full contrast, and a few hot pixels do not squeeze the rest.
+STRETCH_PERCENTILES = (1.0, 99.8)
 
 
 def _open(path: Path, what: str) -> Image.Image:
@@ -27,19 +31,28 @@ def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
     """(H, W) uint8 when ``grey`` else (H, W, 3) uint8 RGB.
 
     PIL decides the format from the bytes, so a PNG with alpha or a GIF saved as ``.jpg`` (both
-    occur in Oxford-IIIT Pet) load like any other image; alpha and palettes are dropped. 16-bit
-    grey images (microscopy TIFFs) are scaled to 8 bits, since PIL's own conversion clips them.
+    occur in Oxford-IIIT Pet) load like any other image; alpha and palettes are dropped. Grey
+    images wider than 8 bits (16- and 32-bit integer or float microscopy TIFFs), which PIL's own
+    conversion clips, are brought to 8 bits by ``stretch_to_uint8``.
     """
     path = Path(path)
     image = _open(path, "image")
-    if image.mode in WIDE_INTEGER_MODES:
-        wide = np.asarray(image).astype(np.int64)
-        if wide.min() < 0 or wide.max() > 65535:
-            raise DatasetContentError(f"image {path} has {image.mode} pixels outside 0..65535; expected 8- or 16-bit images")
-        image = Image.fromarray((wide // 257).astype(np.uint8), mode="L")
-    elif image.mode == "F":
-        raise DatasetContentError(f"image {path} has floating-point pixels (mode F); expected 8- or 16-bit images")
+    if image.mode in WIDE_INTEGER_MODES or image.mode == "F":
+        image = Image.fromarray(stretch_to_uint8(np.asarray(image), path), mode="L")
     return np.asarray(image.convert("L" if grey else "RGB"))
+
+
+def stretch_to_uint8(values: np.ndarray, path: Path) -> np.ndarray:
+    """A wide grey image to uint8: its ``STRETCH_PERCENTILES`` become 0 and 255, values beyond them
+    are clipped. Dividing by the type's range instead would leave 12-bit data in a 16-bit file at
+    16 grey levels; an image without contrast (one value) reads as 0."""
+    values = values.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise DatasetContentError(f"image {path} has NaN or infinite pixel values; expected finite intensities")
+    low, high = np.percentile(values, STRETCH_PERCENTILES)
+    if high <= low:
+        return np.zeros(values.shape, dtype=np.uint8)
+    return np.rint(np.clip((values - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def read_mask(path: str | Path) -> np.ndarray:
