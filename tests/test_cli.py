@@ -168,6 +168,13 @@ def test_predict_writes_masks_at_the_original_size(smoke_run, tmp_path):
     assert a.shape == (37, 53) and set(np.unique(a)) <= {0, 1}
     assert np.array(Image.open(out / "b_mask.png")).shape == (20, 30)
     assert Image.open(out / "a_overlay.png").size == (53, 37)
+    # A truncated file is skipped: the others still get their masks, and the command fails naming it.
+    (images / "a0_broken.png").write_bytes((images / "a.png").read_bytes()[:200])
+    proc = run("segattn-predict", f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}", f"input_dir={images}", f"output_dir={tmp_path / 'again'}", check=False)
+    assert proc.returncode == 2
+    text = proc.stdout + proc.stderr
+    assert "1 of the 3 images" in text and "a0_broken.png" in text and "the other 2 masks" in text and "Traceback" not in text
+    assert sorted(p.name for p in (tmp_path / "again").glob("*_mask.png")) == ["a_mask.png", "b_mask.png"]
 
 
 class _Payload:

@@ -8,7 +8,8 @@ transform (``inference.mode=resize``: resize and normalise; patch-trained models
 ``sliding_window``: normalise at native scale), segmented (a sliding window of Gaussian-weighted
 windows for large images, flips averaged with ``inference.tta=true``), and the probabilities are
 resized back to the image's own size where needed, so ``<name>_mask.png`` (class ids as pixel
-values) matches the original pixel for pixel; ``<name>_overlay.png`` shows it over the image.
+values) matches the original pixel for pixel; ``<name>_overlay.png`` shows it over the image. An
+unreadable image is skipped; the command then ends with an error naming the skipped files.
 """
 
 from __future__ import annotations
@@ -113,9 +114,14 @@ def predict(cfg: DictConfig) -> list[Path]:
     grey = module.net.in_channels == 1
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written, unreadable = [], []
     for path in images:
-        original = read_image(path, grey=grey)  # (H, W) or (H, W, 3) uint8
+        try:
+            original = read_image(path, grey=grey)  # (H, W) or (H, W, 3) uint8
+        except DatasetContentError as err:  # one bad file does not cost the rest their masks
+            log.error("%s; skipped", err)
+            unreadable.append(path.name)
+            continue
         scaled, _ = rescale(original, None, datamodule.scale)
         x = datamodule.to_tensor(transform(image=scaled)["image"]).unsqueeze(0).to(device)
         with torch.inference_mode():
@@ -131,6 +137,12 @@ def predict(cfg: DictConfig) -> list[Path]:
             Image.fromarray(to_uint8(overlay_mask(display, mask)).numpy()).save(output_dir / f"{outputs[path]}_overlay.png")
         written.append(mask_path)
     log.info("Wrote %d masks to %s", len(written), output_dir)
+    if unreadable:
+        raise DatasetContentError(
+            f"{len(unreadable)} of the {len(images)} images in {input_dir} could not be read and have no mask (first: "
+            f"{', '.join(unreadable[:5])}); the other {len(written)} masks are in {output_dir}. Predict the repaired "
+            "images into another output_dir"
+        )
     return written
 
 
