@@ -162,15 +162,34 @@ def test_folder_without_a_mapping_reads_binary_masks_saved_as_0_1_or_0_255(tiny_
     def masks(dm):
         return {name: item_named(dm, "train", name)["mask"] for name in ("img0", "img9")}
 
-    as_255 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
+    as_255 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0, augment="none")
     expected = masks(as_255)
     assert as_255.mask_mapping() == {0: 0, 255: 1} and all(set(m.unique().tolist()) == {0, 1} for m in expected.values())
     for path in (tiny_folder / "masks").iterdir():
         Image.fromarray((np.array(Image.open(path)) > 0).astype(np.uint8)).save(path)
-    as_01 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
+    as_01 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0, augment="none")
     got = masks(as_01)
     assert as_01.mask_mapping() == {0: 0, 1: 1} and as_01.num_classes == 2
     assert all(torch.equal(got[name], expected[name]) for name in expected)
+
+
+def test_folder_without_a_mapping_reads_jpeg_masks_as_binary_from_128(tiny_folder):
+    # Colour JPEG masks, as Kvasir-SEG ships them: lossy values around every edge, R, G, B unequal.
+    expected = {}
+    for path in sorted((tiny_folder / "masks").iterdir()):
+        binary = np.array(Image.open(path)) > 0
+        colour = np.where(binary[..., None], np.array([255, 235, 215]), np.array([0, 10, 20])).astype(np.uint8)
+        Image.fromarray(colour).save(path.with_suffix(".jpg"), quality=70)
+        path.unlink()
+        jpeg = np.asarray(Image.open(path.with_suffix(".jpg")))
+        assert len(np.unique(jpeg)) > 2 and not (jpeg == jpeg[..., :1]).all()  # what the test is about
+        expected[path.stem] = torch.from_numpy((np.asarray(Image.open(path.with_suffix(".jpg")).convert("L")) >= 128).astype(np.int64))
+    dm = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0, augment="none", image_size=36)
+    for name in ("img0", "img9"):
+        sample = next(s for s in dm.dataset("train").samples if s.name == name)
+        _, mask = sample.load(False, dm.dataset("train").table)
+        assert torch.equal(torch.from_numpy(mask), expected[name])
+    assert dm.num_classes == 2 and dm.mask_mapping()[127] == 0 and dm.mask_mapping()[128] == 1
 
 
 def test_folder_without_a_mapping_refuses_other_values_and_suggests_one(tiny_folder):

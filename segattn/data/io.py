@@ -55,15 +55,27 @@ def stretch_to_uint8(values: np.ndarray, path: Path) -> np.ndarray:
     return np.rint(np.clip((values - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
+def is_jpeg(path: str | Path) -> bool:
+    """Whether the file holds JPEG data (its first bytes, whatever the extension says)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
+
+
 def read_mask(path: str | Path) -> np.ndarray:
     """(H, W) array of the mask's raw pixel values, as stored (palette indices for palette PNGs).
 
     1-bit masks read as 0/255 (like their 8-bit exports); grey+alpha keeps the grey value; an RGB
     mask is accepted only when it is grey in disguise (R = G = B). Wider integer masks keep their
-    values (the mask mapping then decides whether they are valid).
+    values (the mask mapping then decides whether they are valid). A JPEG mask (lossy: its values
+    are smeared at every edge, and colour ones are not exactly grey) reads as its luminance.
     """
     path = Path(path)
     image = _open(path, "mask")
+    if image.format == "JPEG":
+        return np.asarray(image.convert("L"))
     if image.mode == "1":
         return np.asarray(image.convert("L"))
     if image.mode == "F":

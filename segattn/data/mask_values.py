@@ -4,7 +4,9 @@ Binary masks come saved as 0/255 (what image editors and most public datasets wr
 (what array code writes). With ``data.mask_mapping`` left null, the folder dataset reads every
 mask once and takes the mapping that fits the values it finds. Any other set of values (several
 classes, instance labels, an ignore value) has no safe reading: the error lists the values and
-suggests an explicit mapping instead of guessing.
+suggests an explicit mapping instead of guessing. Masks stored as JPEG (Kvasir-SEG, for one) hold
+every value from 0 to 255 near edges, since the compression is lossy: they can only be binary, and
+read as foreground from 128 up.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from segattn.data.errors import DatasetContentError
-from segattn.data.io import read_mask
+from segattn.data.io import is_jpeg, read_mask
 
 log = logging.getLogger(__name__)
 
 #: The mappings tried, in order: masks holding only 0 (no foreground anywhere) read as 0/255.
 BINARY_MAPPINGS = ({0: 0, 255: 1}, {0: 0, 1: 1})
+#: JPEG masks: the lossy values 0..127 are background, 128..255 foreground.
+THRESHOLD_MAPPING = {value: int(value >= 128) for value in range(256)}
 SUGGESTED_MAX = 16  # above this many values a one-class-per-value mapping is rarely meant
 
 
@@ -64,14 +68,18 @@ def binary_mapping(values: dict[int, Path], where: Path) -> dict[int, int]:
         )
     shown = ", ".join(str(v) for v in found[:SUGGESTED_MAX]) + (", ..." if len(found) > SUGGESTED_MAX else "")
     raise DatasetContentError(
-        f"data.mask_mapping is null, which reads binary masks saved as 0/255 or as 0/1, but the masks under {where} hold "
+        f"data.mask_mapping is null, which reads binary masks (saved as 0/255 or 0/1, or all as JPEG), but the masks under {where} hold "
         f"the values {shown} (e.g. {odd} in {values[odd]}). Say which class each value is: {hint}; a value may map to "
         "data.ignore_index to leave its pixels out"
     )
 
 
 def infer_binary_mapping(mask_paths: Sequence[Path], where: Path) -> dict[int, int]:
-    """Read the masks and return the binary mapping they follow (see ``binary_mapping``)."""
+    """Read the masks and return the binary mapping they follow (see ``binary_mapping``);
+    ``THRESHOLD_MAPPING`` when every mask is a JPEG."""
+    if mask_paths and all(is_jpeg(path) for path in mask_paths):
+        log.info("data.mask_mapping=null: the %d masks under %s are JPEG (lossy), read as binary: values from 128 up are class 1", len(mask_paths), where)
+        return THRESHOLD_MAPPING
     mapping = binary_mapping(mask_values(mask_paths), where)
     log.info("data.mask_mapping=null: the %d masks under %s hold %s, read as %s", len(mask_paths), where, "/".join(map(str, mapping)), mapping)
     return mapping
