@@ -190,6 +190,9 @@ def test_folder_without_a_mapping_reads_jpeg_masks_as_binary_from_128(tiny_folde
         _, mask = sample.load(False, dm.dataset("train").table)
         assert torch.equal(torch.from_numpy(mask), expected[name])
     assert dm.num_classes == 2 and dm.mask_mapping()[127] == 0 and dm.mask_mapping()[128] == 1
+    exact = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0)
+    with pytest.raises(DatasetContentError, match=r"img0\.jpg holds values .*a JPEG mask.*leave data\.mask_mapping null"):
+        item_named(exact, "train", "img0")
 
 
 def test_folder_without_a_mapping_refuses_other_values_and_suggests_one(tiny_folder):

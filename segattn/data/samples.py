@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from segattn.data.errors import DatasetContentError
-from segattn.data.io import read_image, read_mask
+from segattn.data.io import is_jpeg, read_image, read_mask
 
 UNMAPPED = -1
 
@@ -37,7 +37,8 @@ def map_mask(raw: np.ndarray, table: np.ndarray, path: Path) -> np.ndarray:
     unmapped = mask == UNMAPPED
     if unmapped.any():
         bad = [int(v) for v in np.unique(raw[unmapped])]
-        raise DatasetContentError(f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {known}")
+        lossy = " (a JPEG mask, whose lossy values no exact mapping covers: leave data.mask_mapping null to read it as binary)" if is_jpeg(path) else ""
+        raise DatasetContentError(f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {known}{lossy}")
     return mask
 
 
