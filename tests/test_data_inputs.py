@@ -158,6 +158,25 @@ def test_folder_mapping_to_ignore_index_and_class_count(tiny_folder):
     assert (mapped[:, :10] == 1).all() and (mapped[:, 30:] == 255).all()
 
 
+def test_folder_masks_named_with_a_suffix_pair_with_their_images(tiny_folder, caplog):
+    for path in sorted((tiny_folder / "masks").iterdir()):  # ISIC's naming: ISIC_0000000_segmentation.png
+        path.rename(path.with_name(f"{path.stem}_segmentation.png"))
+    with caplog.at_level(logging.INFO, logger="segattn.data.folder"):
+        dm = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
+        samples = dm.dataset("train").samples
+    assert sorted(s.name for s in samples) == [f"img{i}" for i in range(10)]
+    assert all(s.mask_path.name == f"{s.name}_segmentation.png" for s in samples)
+    assert "named <image stem>_segmentation" in caplog.text
+    explicit = FolderDataModule(root=str(tiny_folder), mask_suffix="_segmentation", val_fraction=0.0, test_fraction=0.0)
+    assert sorted(s.name for s in explicit.dataset("train").samples) == [f"img{i}" for i in range(10)]
+    # A mask that does not follow the names is an unpaired file, named as such.
+    (tiny_folder / "masks" / "img3_segmentation.png").rename(tiny_folder / "masks" / "img3_seg.png")
+    with pytest.raises(DatasetContentError, match=r"1 images in .* have their mask missing on disk \(first: img3\)"):
+        FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0).dataset("train")
+    with pytest.raises(ValueError, match=r"data.mask_suffix: got 3"):
+        FolderDataModule(root=str(tiny_folder), mask_suffix=3)
+
+
 def test_folder_without_a_mapping_reads_binary_masks_saved_as_0_1_or_0_255(tiny_folder):
     def masks(dm):
         return {name: item_named(dm, "train", name)["mask"] for name in ("img0", "img9")}

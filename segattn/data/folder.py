@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
@@ -11,6 +14,7 @@ from segattn.data.mask_values import BINARY_MAPPINGS, infer_binary_mapping
 from segattn.data.samples import FileSample
 from segattn.data.splits import check_fraction, report_missing, seeded_split
 
+log = logging.getLogger(__name__)
 LAYOUT = (
     "<root>/images/* and <root>/masks/* (same file stems; .png .jpg .jpeg .tif .tiff .bmp), "
     "or already split: <root>/{train,val,test}/{images,masks}/*"
@@ -28,16 +32,46 @@ def files_by_stem(folder: Path) -> dict[str, Path]:
     return found
 
 
-def paired_samples(images: Path, masks: Path, skip_missing: bool) -> list[FileSample]:
-    """Samples for every stem present in both folders; unpaired files are an error (or skipped)."""
+def mask_suffix_of(image_stems: Iterable[str], mask_stems: Iterable[str]) -> str | None:
+    """The ending mask names add to their image's stem (ISIC's ``_segmentation``, ``_mask``): the
+    one most masks share after some image's stem, when it pairs at least half of them; else None."""
+    images, counts = set(image_stems), Counter()
+    masks = list(mask_stems)
+    for stem in masks:
+        counts.update({stem[cut:] for cut in range(1, len(stem)) if stem[:cut] in images})
+    if not counts:
+        return None
+    suffix, count = counts.most_common(1)[0]
+    return suffix if 2 * count >= len(masks) else None
+
+
+def paired_samples(images: Path, masks: Path, skip_missing: bool, mask_suffix: str | None = None) -> list[FileSample]:
+    """Samples for every image whose mask has its stem (plus ``mask_suffix``); unpaired files are
+    an error (or skipped). Without a suffix and with no exact pair at all, the suffix is read from
+    the names (``mask_suffix_of``)."""
     image_files, mask_files = files_by_stem(images), files_by_stem(masks)
+    if mask_suffix is None and not image_files.keys() & mask_files.keys():
+        mask_suffix = mask_suffix_of(image_files, mask_files)
+        if mask_suffix:
+            log.info("masks in %s are named <image stem>%s (read from the names; data.mask_suffix sets it)", masks, mask_suffix)
+    if mask_suffix:
+        named: dict[str, Path] = {}
+        for stem, path in mask_files.items():
+            key = stem[: -len(mask_suffix)] if stem.endswith(mask_suffix) else stem
+            if key in named:
+                raise DatasetContentError(f"{masks} holds two masks for the image stem {key!r} (mask suffix {mask_suffix!r}): {named[key].name} and {path.name}")
+            named[key] = path
+        mask_files = named
     without_mask = sorted(set(image_files) - set(mask_files))
     without_image = sorted(set(mask_files) - set(image_files))
     report_missing(without_mask, f"images in {images} have their mask missing on disk", skip_missing, f"; masks are matched by file stem in {masks}")
     report_missing(without_image, f"masks in {masks} have their image missing on disk", skip_missing, f"; images are matched by file stem in {images}")
     stems = sorted(set(image_files) & set(mask_files))
     if not stems:
-        raise DatasetContentError(f"no image/mask pairs in {images} and {masks} (matched by file stem). Expected: {LAYOUT}")
+        raise DatasetContentError(
+            f"no image/mask pairs in {images} and {masks} (matched by file stem). Expected: {LAYOUT}; "
+            "masks named <image stem><suffix> need data.mask_suffix=<suffix>"
+        )
     return [FileSample(s, image_files[s], mask_files[s]) for s in stems]
 
 
@@ -47,6 +81,8 @@ class FolderDataModule(SegmentationDataModule):
     ``root/{train,val,test}/{images,masks}`` (used as is). ``mask_mapping`` maps mask pixel values
     to class ids (e.g. ``{0: 0, 255: 1}``); any other value in a mask is an error naming the file.
     Without a mapping the masks must be binary, saved as 0/255 or as 0/1 (read from the masks).
+    A mask may be named after its image with ``mask_suffix`` added (``x.jpg`` → ``x_mask.png``);
+    left null, the suffix is read from the names when no mask has its image's exact stem.
     A value may map to ``ignore_index`` to leave those pixels out of loss and metrics."""
 
     def __init__(
@@ -60,6 +96,7 @@ class FolderDataModule(SegmentationDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         skip_missing: bool = False,
+        mask_suffix: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,6 +125,9 @@ class FolderDataModule(SegmentationDataModule):
         self.ignore_index = ignore_index
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.skip_missing = skip_missing
+        if mask_suffix is not None and not isinstance(mask_suffix, str):
+            raise ValueError(f"data.mask_suffix: got {mask_suffix!r}; expected text such as _mask, or null (read from the names)")
+        self.mask_suffix = mask_suffix
 
     def mask_mapping(self) -> dict[int, int]:
         return self._mapping
@@ -105,7 +145,7 @@ class FolderDataModule(SegmentationDataModule):
         for part in (images, masks):
             if not part.is_dir():
                 raise DatasetLayoutError(f"folder dataset: {part} is missing. Expected: {LAYOUT}. Point data.root= at such a folder.")
-        samples = {s.name: s for s in paired_samples(images, masks, self.skip_missing)}
+        samples = {s.name: s for s in paired_samples(images, masks, self.skip_missing, self.mask_suffix)}
         val, test, train = seeded_split(list(samples), [self.val_fraction, self.test_fraction], self.seed)
         return {split: [samples[n] for n in names] for split, names in (("train", train), ("val", val), ("test", test))}
 
@@ -120,5 +160,5 @@ class FolderDataModule(SegmentationDataModule):
             for part in (images, masks):
                 if not part.is_dir():
                     raise DatasetLayoutError(f"folder dataset: {part} is missing (found {self.root / split}). Expected: {LAYOUT}")
-            splits[split] = paired_samples(images, masks, self.skip_missing)
+            splits[split] = paired_samples(images, masks, self.skip_missing, self.mask_suffix)
         return splits
