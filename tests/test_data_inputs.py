@@ -247,6 +247,14 @@ def test_one_bit_and_palette_masks_read_as_their_values(tmp_path):
     assert np.array_equal(read_mask(tmp_path / "palette.png"), np.asarray(palette))
 
 
+def test_gif_masks_read_as_grey_values_not_palette_indices(tmp_path):
+    mask = np.zeros((6, 8), dtype=np.uint8)
+    mask[2:4, 3:6] = 255
+    Image.fromarray(mask).save(tmp_path / "manual.gif")  # DRIVE's annotations: GIF
+    assert np.asarray(Image.open(tmp_path / "manual.gif")).max() == 1  # the encoder's palette index
+    assert np.array_equal(read_mask(tmp_path / "manual.gif"), mask)
+
+
 def test_grey_rgb_masks_are_accepted_but_colour_masks_are_an_error(tmp_path):
     grey = np.stack([np.array([[0, 255], [255, 0]], dtype=np.uint8)] * 3, axis=-1)
     Image.fromarray(grey).save(tmp_path / "grey_rgb.png")

@@ -16,7 +16,7 @@ from segattn.data.splits import check_fraction, report_missing, seeded_split
 
 log = logging.getLogger(__name__)
 LAYOUT = (
-    "<root>/images/* and <root>/masks/* (same file stems; .png .jpg .jpeg .tif .tiff .bmp), "
+    "<root>/images/* and <root>/masks/* (same file stems; .png .jpg .jpeg .tif .tiff .bmp .gif), "
     "or already split: <root>/{train,val,test}/{images,masks}/*"
 )
 

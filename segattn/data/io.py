@@ -9,7 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from segattn.data.errors import DatasetContentError
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"})
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"})
 WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 #: Percentiles of an image's own values that become 0 and 255 when it is wider than 8 bits (as
 #: CSBDeep and StarDist normalise microscopy): 12-bit data in 16-bit files and float images get
@@ -70,11 +70,12 @@ def read_mask(path: str | Path) -> np.ndarray:
     1-bit masks read as 0/255 (like their 8-bit exports); grey+alpha keeps the grey value; an RGB
     mask is accepted only when it is grey in disguise (R = G = B). Wider integer masks keep their
     values (the mask mapping then decides whether they are valid). A JPEG mask (lossy: its values
-    are smeared at every edge, and colour ones are not exactly grey) reads as its luminance.
+    are smeared at every edge, and colour ones are not exactly grey) reads as its luminance, and so
+    does a GIF mask (DRIVE's): GIF encoders renumber the palette, so its indices say nothing.
     """
     path = Path(path)
     image = _open(path, "mask")
-    if image.format == "JPEG":
+    if image.format in ("JPEG", "GIF"):
         return np.asarray(image.convert("L"))
     if image.mode == "1":
         return np.asarray(image.convert("L"))
