@@ -21,6 +21,7 @@ from segattn.data import (
     OxfordPetsDataModule,
     SyntheticDataModule,
 )
+from segattn.data.splits import natural_key
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "data"
 
@@ -163,6 +164,17 @@ def test_isbi_membrane_is_class_one_and_slices_split_three_ways(tiny_isbi):
     raw = np.array(Image.open(tiny_isbi / "train" / "masks" / f"{item['name']}.png"))
     assert item["image"].shape == (1, 32, 32)
     assert torch.equal(item["mask"], torch.from_numpy((raw == 0).astype(np.int64)))
+
+
+def test_isbi_test_slices_are_the_last_by_number_also_without_zero_padding(tiny_isbi):
+    # zhixuhao/unet's PNG export names the slices 0.png ... 29.png: as text, 9 would sort last.
+    for folder in ("images", "masks"):
+        for path in (tiny_isbi / "train" / folder).iterdir():
+            path.rename(path.with_name(f"{int(path.stem)}.png"))
+    dm = ISBI2012DataModule(root=str(tiny_isbi), image_size=32, test_fraction=0.3)
+    assert dm.dataset("test").names == ["7", "8", "9"]
+    assert sorted(dm.dataset("train").names + dm.dataset("val").names, key=int) == [str(i) for i in range(7)]
+    assert natural_key("slice2") < natural_key("slice10") < natural_key("slice10a")
 
 
 def test_isbi_missing_folder_is_named(tmp_path):

@@ -8,7 +8,7 @@ from segattn.data.base import SegmentationDataModule
 from segattn.data.errors import DatasetLayoutError
 from segattn.data.folder import paired_samples
 from segattn.data.samples import FileSample
-from segattn.data.splits import check_fraction, seeded_split
+from segattn.data.splits import check_fraction, natural_key, seeded_split
 from segattn.data.transforms import Stats
 
 LAYOUT = "train/images/<id>.png and train/masks/<id>.png (512x512 grey; mask 0 = membrane, 255 = cell interior)"
@@ -56,7 +56,7 @@ class ISBI2012DataModule(SegmentationDataModule):
                     "data/membrane/train/{image,label}, to be renamed to images/ and masks/) and point data.root=<path to a local copy> at it."
                 )
         samples = {s.name: s for s in paired_samples(images, masks, self.skip_missing)}
-        ordered = sorted(samples)
+        ordered = sorted(samples, key=natural_key)  # slice order: 0.png, 1.png, ..., 10.png unpadded too
         num_test = max(1, round(self.test_fraction * len(ordered))) if self.test_fraction > 0 else 0
         num_test = min(num_test, len(ordered) - 1)
         test = ordered[len(ordered) - num_test :]

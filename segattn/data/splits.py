@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Sequence
 from typing import TypeVar
 
@@ -20,6 +21,11 @@ T = TypeVar("T")
 def check_fraction(name: str, value: float) -> None:
     if not 0 <= value < 1:
         raise ValueError(f"data.{name}: got {value}; expected a fraction in [0, 1)")
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders the numbers inside names by value: ``2`` before ``10``."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
 
 
 def seeded_split(names: Sequence[str], fractions: Sequence[float], seed: int) -> list[list[str]]:
