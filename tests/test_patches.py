@@ -70,6 +70,11 @@ def test_patch_mode_data_module(tiny_isbi):
     val = dm.dataset("val")[0]
     assert val["image"].shape == (1, 32, 32)  # native size for sliding-window validation
     assert dm.val_dataloader().batch_size == 1
+    # Strong augmentation on patches: the patch is the crop (no resize), then flips, affine, jitter.
+    strong = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16, foreground_fraction=1.0, augment="strong").dataset("train")
+    items = [strong[(epoch, 1)] for epoch in range(4)]
+    assert all(item["image"].shape == (1, 16, 16) and item["mask"].shape == (16, 16) for item in items)
+    assert set(torch.cat([item["mask"].flatten() for item in items]).tolist()) <= {0, 1, PAD_LABEL}
     with pytest.raises(ValueError, match=r"data.patch_size: got 0"):
         ISBI2012DataModule(root=str(tiny_isbi), patch_size=0)
     with pytest.raises(ValueError, match=r"data.foreground_fraction: got 1.5"):

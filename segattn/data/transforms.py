@@ -86,9 +86,10 @@ def train_pipeline(image_size: int | None, stats: Stats, rgb: bool, augment: str
             if rgb
             else A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5)
         )
-        crop = [A.RandomResizedCrop(size=(image_size, image_size), scale=(0.5, 1.0), interpolation=AREA, mask_interpolation=NEAREST_EXACT)]
+        # With patches (no image_size) the patch is the crop: nothing is resized.
+        crop = [A.RandomResizedCrop(size=(image_size, image_size), scale=(0.5, 1.0), interpolation=AREA, mask_interpolation=NEAREST_EXACT)] if image_size else []
         steps = [
-            *(crop if image_size else []),
+            *crop,
             *flips,
             # Beyond the edge, image and mask are both mirrored: a constant fill would give the
             # corners a rotation uncovers black pixels labelled class 0, a label they do not have.
