@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from PIL import Image
 
 from segattn.export import ExportedModel, export_model, is_exported_model, parity_error
@@ -118,3 +119,27 @@ def test_export_command_and_predict_with_the_exported_models(smoke_run, tmp_path
     assert (tmp_path / "m.onnx").stat().st_mtime_ns == before
     bad = run("segattn-export", f"ckpt_path={ckpt}", "format=tflite", f"hydra.run.dir={tmp_path / 'bad'}", check=False)
     assert bad.returncode == 2 and "format: got 'tflite'; allowed: onnx, torchscript" in bad.stderr + bad.stdout
+    # An ONNX model under another suffix would be read as TorchScript; a .pt checkpoint is never replaced.
+    misnamed = run("segattn-export", f"ckpt_path={ckpt}", "format=onnx", f"output={tmp_path / 'm2.pt'}", f"hydra.run.dir={tmp_path / 'misnamed'}", check=False)
+    assert misnamed.returncode == 2 and "needs a name ending in .onnx" in misnamed.stderr + misnamed.stdout
+    assert not (tmp_path / "m2.pt").exists()
+    own = tmp_path / "own.pt"
+    own.write_bytes(ckpt.read_bytes())
+    itself = run("segattn-export", f"ckpt_path={own}", "format=torchscript", "overwrite=true", f"hydra.run.dir={tmp_path / 'itself'}", check=False)
+    assert itself.returncode == 2 and "is the checkpoint itself" in itself.stderr + itself.stdout
+    assert own.read_bytes() == ckpt.read_bytes()
+    assert sorted(p.name for p in tmp_path.glob("*checking*")) == []
+
+
+def test_an_export_that_fails_its_check_takes_no_name(smoke_run, tmp_path, monkeypatch):
+    import segattn.export as export_package
+    from segattn.cli.export import ExportMismatchError, export
+
+    earlier = tmp_path / "m.pt"
+    earlier.write_bytes(b"an earlier export")
+    monkeypatch.setattr(export_package, "parity_error", lambda *args: 1.0)
+    cfg = OmegaConf.create({"ckpt_path": str(smoke_run / "checkpoints" / "best.ckpt"), "format": "torchscript", "output": str(earlier),
+                            "overwrite": True, "check_sizes": [[32, 32]], "tolerance": 1e-4, "opset": 17})
+    with pytest.raises(ExportMismatchError, match=r"differ from PyTorch's by up to 1 .*nothing was written"):
+        export(cfg)
+    assert earlier.read_bytes() == b"an earlier export" and [p.name for p in tmp_path.iterdir()] == ["m.pt"]

@@ -9,6 +9,7 @@ at ``check_sizes`` and compared with PyTorch; a difference above ``tolerance`` i
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import hydra
@@ -49,18 +50,29 @@ def export(cfg: DictConfig) -> Path:
     net = module.net
     sizes = check_sizes(cfg.check_sizes, 2**net.depth)
     output = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(SUFFIXES[cfg.format])
+    # segattn-predict (and the check below) tell the formats apart by the suffix: .onnx is ONNX.
+    if (output.suffix.lower() == ".onnx") != (cfg.format == "onnx"):
+        wanted = "a name ending in .onnx" if cfg.format == "onnx" else "another suffix than .onnx (.pt)"
+        raise ConfigError(f"output={output}: a {cfg.format} model needs {wanted}, since segattn-predict reads .onnx files as ONNX")
+    if output.resolve() == Path(cfg.ckpt_path).resolve():
+        raise ConfigError(f"output={output} is the checkpoint itself; choose another output")
     if output.exists() and not cfg.overwrite:
         raise FileExistsError(f"output={output} already exists; nothing was overwritten. Choose another output, or give overwrite=true")
-    if output.suffix.lower() == ".onnx" and cfg.format != "onnx":
-        raise ConfigError(f"output={output}: a .onnx name for a {cfg.format} model would be read as ONNX; choose another suffix (.pt)")
     output.parent.mkdir(parents=True, exist_ok=True)
-    export_model(net, cfg.format, output, export_metadata(checkpoint), cfg.opset)
-    error = parity_error(net, ExportedModel(output), sizes)
-    if not error <= cfg.tolerance:  # also catches NaN
-        raise ExportMismatchError(
-            f"{output}: the exported model's logits differ from PyTorch's by up to {error:.3g} at sizes {sizes} "
-            f"(tolerance {cfg.tolerance}); do not use it (and please report this)"
-        )
+    # Checked under a temporary name: a model that fails the check never takes the name (nor replaces
+    # an earlier export there).
+    checking = output.with_name(f"{output.stem}.checking{output.suffix}")
+    try:
+        export_model(net, cfg.format, checking, export_metadata(checkpoint), cfg.opset)
+        error = parity_error(net, ExportedModel(checking), sizes)
+        if not error <= cfg.tolerance:  # also catches NaN
+            raise ExportMismatchError(
+                f"{output}: the exported model's logits differ from PyTorch's by up to {error:.3g} at sizes {sizes} "
+                f"(tolerance {cfg.tolerance}); nothing was written (please report this)"
+            )
+        os.replace(checking, output)
+    finally:
+        checking.unlink(missing_ok=True)
     log.info("Wrote %s (%s); logits match PyTorch within %.2g at sizes %s", output, cfg.format, error, sizes)
     return output
 
