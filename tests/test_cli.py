@@ -187,6 +187,21 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
+def test_bad_device_and_split_end_with_one_message_and_data_keys_override(smoke_run, tmp_path):
+    ckpt = smoke_run / "checkpoints" / "best.ckpt"
+    split = run("evaluate.py", f"ckpt_path={ckpt}", "split=train", f"hydra.run.dir={tmp_path / 'split'}", check=False)
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (20, 30)).save(tmp_path / "images" / "a.png")
+    device = run("segattn-predict", f"ckpt_path={ckpt}", f"input_dir={tmp_path / 'images'}", "device=gpu", f"output_dir={tmp_path / 'out'}",
+                 f"hydra.run.dir={tmp_path / 'device'}", check=False)
+    for proc, message in ((split, "split: got 'train'; allowed: test, val"), (device, "device: got 'gpu'; allowed: auto, cpu, cuda")):
+        text = proc.stdout + proc.stderr
+        assert proc.returncode == 2 and message in text and "Traceback" not in text
+    # Listed data keys override as data.<key>, any other as +data.<key>.
+    run("evaluate.py", f"ckpt_path={ckpt}", "data.image_size=48", "+data.num_test=3", f"hydra.run.dir={tmp_path / 'sized'}")
+    assert json.loads((tmp_path / "sized" / "metrics.json").read_text())["num_images"] == 3
+
+
 def test_evaluate_refuses_a_checkpoint_with_a_pickled_payload(smoke_run, tmp_path):
     marker = tmp_path / "pwned"
     checkpoint = torch.load(smoke_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)

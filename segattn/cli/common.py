@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from segattn.checkpoint import CheckpointError
+from segattn.config import ConfigError
 
 log = logging.getLogger("segattn")
 
@@ -71,9 +72,9 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
+        raise ConfigError(f"device: got {name!r}; allowed: auto, cpu, cuda")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda was asked for but torch sees no CUDA device")
+        raise ConfigError("device=cuda was asked for but torch sees no CUDA device; use device=auto or device=cpu")
     return torch.device(name)
 
 

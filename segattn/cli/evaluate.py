@@ -47,7 +47,7 @@ DEFINITIONS = {
 def evaluate(cfg: DictConfig) -> dict:
     """Score the checkpoint on the configured split; return (and write) the metrics report."""
     if cfg.split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {cfg.split!r}")
+        raise ConfigError(f"split: got {cfg.split!r}; allowed: {', '.join(SPLITS)}")
     device = pick_device(cfg.device)
     checkpoint = load_checkpoint(cfg.ckpt_path)
     module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
