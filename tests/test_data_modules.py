@@ -60,6 +60,11 @@ def test_pets_binary_counts_border_as_pet_and_trimap_keeps_three_classes(tiny_pe
     assert np.array_equal(b, (raw != 2).astype(np.int64))  # pet = trimap 1 and 3
     assert np.array_equal(t, np.select([raw == 1, raw == 2, raw == 3], [1, 0, 2]))
     assert trimap.ignore_index == 2 and trimap.num_classes == 3
+    # Binary with ignore_border: the border is left out (label 255, the ignore_index), not counted as pet.
+    ignored = OxfordPetsDataModule(root=str(tiny_pets), image_size=32, val_fraction=0.0, ignore_border=True)
+    _, i = sample.load(False, ignored.dataset("train").table)
+    assert (raw == 3).any() and np.array_equal(i, np.select([raw == 1, raw == 2, raw == 3], [1, 0, 255]))
+    assert ignored.ignore_index == 255 and ignored.num_classes == 2 and binary.ignore_index is None
 
 
 def test_pets_root_may_hold_the_torchvision_download_folder(tiny_pets, tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
 from segattn.data.errors import DatasetLayoutError
+from segattn.data.patches import PAD_LABEL
 from segattn.data.samples import FileSample
 from segattn.data.splits import check_fraction, report_missing, seeded_split
 
@@ -44,8 +45,9 @@ class OxfordPetsDataModule(SegmentationDataModule):
 
     ``task="binary"``: class 1 = pet (trimap values 1 and 3: pet and border), 0 = background
     (trimap 2), the convention of the segmentation_models_pytorch example, so numbers compare.
-    ``task="trimap"``: 0 background, 1 pet, 2 border; ``ignore_border=true`` makes the border the
-    ``ignore_index`` (left out of loss and metrics).
+    ``task="trimap"``: 0 background, 1 pet, 2 border. ``ignore_border=true`` leaves the border out
+    of loss and metrics: in the trimap task class 2 becomes the ``ignore_index``; in the binary task
+    the border gets the label ``PAD_LABEL`` (255), the ``ignore_index``, instead of counting as pet.
     Splits: train/val carved from ``trainval.txt`` by ``seed`` (``val_fraction``), test = ``test.txt``.
     ``root`` may hold the layout itself or ``oxford-iiit-pet/`` (where ``download=true`` puts it).
     """
@@ -72,14 +74,16 @@ class OxfordPetsDataModule(SegmentationDataModule):
         self.download = download
         self.skip_missing = skip_missing
         self.in_channels = 3
-        if task == "binary":
-            self.num_classes, self.class_names, self.ignore_index = 2, ["background", "pet"], None
+        if task == "binary":  # ignore_border: the border is neither pet nor background, but left out
+            self.num_classes, self.class_names, self.ignore_index = 2, ["background", "pet"], PAD_LABEL if ignore_border else None
         else:
             self.num_classes, self.class_names = 3, ["background", "pet", "border"]
             self.ignore_index = 2 if ignore_border else None
 
     def mask_mapping(self) -> dict[int, int]:
-        return {1: 1, 2: 0, 3: 1} if self.task == "binary" else {1: 1, 2: 0, 3: 2}
+        if self.task == "binary":
+            return {1: 1, 2: 0, 3: PAD_LABEL if self.ignore_border else 1}
+        return {1: 1, 2: 0, 3: 2}
 
     def prepare_data(self) -> None:
         """Download through torchvision (progress bar; into ``root/oxford-iiit-pet``) as ``download``
