@@ -18,6 +18,7 @@ from segattn.data import (
     OxfordPetsDataModule,
 )
 from segattn.data.io import read_image, read_mask
+from segattn.data.mask_values import infer_binary_mapping
 
 
 def item_named(dm, split: str, name: str) -> dict:
@@ -209,6 +210,16 @@ def test_folder_without_a_mapping_reads_jpeg_masks_as_binary_from_128(tiny_folde
         _, mask = sample.load(False, dm.dataset("train").table)
         assert torch.equal(torch.from_numpy(mask), expected[name])
     assert dm.num_classes == 2 and dm.mask_mapping()[127] == 0 and dm.mask_mapping()[128] == 1
+    # An unreadable file among them does not change the reading (the data check names it).
+    (tiny_folder / "masks" / "img5.jpg").write_bytes(b"")
+    assert infer_binary_mapping(sorted((tiny_folder / "masks").iterdir()), tiny_folder) == dm.mask_mapping()
+    # JPEGs saved from 0/1 arrays (cv2.imwrite of a label array): foreground from 1 up, not 128.
+    for path in (tiny_folder / "masks").glob("img[0-4].jpg"):
+        Image.fromarray((np.asarray(Image.open(path).convert("L")) >= 128).astype(np.uint8)).save(path, quality=70)
+    small = sorted((tiny_folder / "masks").glob("img[0-4].jpg"))
+    assert max(int(np.asarray(Image.open(p)).max()) for p in small) < 128
+    mapping = infer_binary_mapping(small, tiny_folder)
+    assert (mapping[0], mapping[1], mapping[127]) == (0, 1, 1)
     exact = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0)
     with pytest.raises(DatasetContentError, match=r"img0\.jpg holds values .*a JPEG mask.*leave data\.mask_mapping null"):
         item_named(exact, "train", "img0")
@@ -282,6 +293,11 @@ def test_wide_grey_images_are_stretched_by_their_own_percentiles(tmp_path):
     assert np.array_equal(read_image(tmp_path / "float.tif", grey=True), expected)
     Image.fromarray(np.full((4, 5), 3000, dtype=np.uint16)).save(tmp_path / "flat.png")
     assert not read_image(tmp_path / "flat.png", grey=True).any()
+    # Sparse bright cells on a flat background (percentiles equal): the minimum and maximum are used.
+    sparse = np.full((100, 100), 100, dtype=np.uint16)
+    sparse[:2, :5] = 4000
+    Image.fromarray(sparse).save(tmp_path / "sparse.png")
+    assert np.array_equal(read_image(tmp_path / "sparse.png", grey=True), np.where(sparse == 4000, 255, 0).astype(np.uint8))
     Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32)).save(tmp_path / "nan.tif")
     with pytest.raises(DatasetContentError, match=r"nan\.tif has NaN or infinite pixel values"):
         read_image(tmp_path / "nan.tif")

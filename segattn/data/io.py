@@ -45,11 +45,15 @@ def read_image(path: str | Path, grey: bool = False) -> np.ndarray:
 def stretch_to_uint8(values: np.ndarray, path: Path) -> np.ndarray:
     """A wide grey image to uint8: its ``STRETCH_PERCENTILES`` become 0 and 255, values beyond them
     are clipped. Dividing by the type's range instead would leave 12-bit data in a 16-bit file at
-    16 grey levels; an image without contrast (one value) reads as 0."""
+    16 grey levels. Where the percentiles coincide (a few bright cells on a flat background: more
+    than 99 % of the pixels share one value) the minimum and maximum are used instead; an image
+    with one value reads as 0."""
     values = values.astype(np.float64)
     if not np.isfinite(values).all():
         raise DatasetContentError(f"image {path} has NaN or infinite pixel values; expected finite intensities")
     low, high = np.percentile(values, STRETCH_PERCENTILES)
+    if high <= low:
+        low, high = values.min(), values.max()
     if high <= low:
         return np.zeros(values.shape, dtype=np.uint8)
     return np.rint(np.clip((values - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
