@@ -202,6 +202,19 @@ def test_bad_device_and_split_end_with_one_message_and_data_keys_override(smoke_
     assert json.loads((tmp_path / "sized" / "metrics.json").read_text())["num_images"] == 3
 
 
+def test_evaluate_scores_with_the_data_s_ignored_pixels(tiny_pets, tmp_path):
+    # A binary Pet model trained with the border as pet, scored with data.ignore_border=true: the
+    # border (label 255) is left out instead of crashing the metric.
+    run("train.py", "experiment=pets_binary", f"data.root={tiny_pets}", "data.image_size=32", "data.batch_size=4", "data.download=false",
+        "model.depth=2", "model.base_channels=8", "model.heads=2", "trainer.max_epochs=1", "callbacks.attention_images.every_n_epochs=5",
+        f"hydra.run.dir={tmp_path / 'run'}")
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    proc = run("evaluate.py", f"ckpt_path={ckpt}", "+data.ignore_border=true", f"hydra.run.dir={tmp_path / 'eval'}")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["ignore_index"] == 255 and metrics["num_images"] == 4
+    assert "Scoring follows the data" in proc.stdout + proc.stderr
+
+
 def test_evaluate_refuses_a_checkpoint_with_a_pickled_payload(smoke_run, tmp_path):
     marker = tmp_path / "pwned"
     checkpoint = torch.load(smoke_run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)

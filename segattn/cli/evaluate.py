@@ -32,6 +32,7 @@ from segattn.data.checks import check_samples
 from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.patches import rescale
 from segattn.training.attention_stats import AttentionStats
+from segattn.training.metrics import SegmentationScores
 from segattn.visualization import display_image, overlay_mask, to_uint8
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,12 @@ def evaluate(cfg: DictConfig) -> dict:
         check_samples(datamodule, (cfg.split,))
     hp = checkpoint["hyper_parameters"]
     scores = module.test_scores  # built from the checkpoint's classes, ignore_index and background setting
+    ignore_index = datamodule.ignore_index
+    if ignore_index != hp.get("ignore_index"):
+        # The data says which pixels carry no label (e.g. data.ignore_border=true on a model trained without it).
+        log.warning("The data leaves out pixels labelled %s; the checkpoint was trained with ignore_index=%s. Scoring follows the data",
+                    ignore_index, hp.get("ignore_index"))
+        scores = SegmentationScores(scores.num_classes, hp["class_names"], ignore_index, hp.get("include_background", False)).to(device)
     scores.reset()
     output_dir = Path(cfg.paths.output_dir)
     prediction_dir = output_dir / "predictions"
@@ -82,7 +89,7 @@ def evaluate(cfg: DictConfig) -> dict:
     with_attention = (
         cfg.attention_stats and single_pass and cfg.resolution == "model" and (net.self_attention is not None or net.cross_attention is not None)
     )
-    attention = AttentionStats(hp.get("ignore_index"))
+    attention = AttentionStats(ignore_index)
     batches = native_batches(datamodule.dataset(cfg.split)) if cfg.resolution == "native" else loader
     with torch.inference_mode():
         for batch in batches:
@@ -115,7 +122,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "num_images": report.pop("num_images"),
         **report,
         "classes_in_mean": [hp["class_names"][c] for c in scores.included],
-        "ignore_index": hp.get("ignore_index"),
+        "ignore_index": ignore_index,
         "resolution": cfg.resolution,
         "inference": asdict(module.inference),
         "definitions": DEFINITIONS,
