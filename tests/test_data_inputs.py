@@ -18,6 +18,7 @@ from segattn.data import (
     OxfordPetsDataModule,
 )
 from segattn.data.io import read_image, read_mask
+from segattn.data.folder import mask_suffix_of
 from segattn.data.mask_values import infer_binary_mapping
 
 
@@ -174,6 +175,9 @@ def test_folder_masks_named_with_a_suffix_pair_with_their_images(tiny_folder, ca
     (tiny_folder / "masks" / "img3_segmentation.png").rename(tiny_folder / "masks" / "img3_seg.png")
     with pytest.raises(DatasetContentError, match=r"1 images in .* have their mask missing on disk \(first: img3\)"):
         FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0).dataset("train")
+    # Endings as common: the shortest (the longest image stem), whatever the hash seed.
+    assert mask_suffix_of(["1", "2", "10", "20"], ["10_m", "20_m"]) == "_m"
+    assert mask_suffix_of(["a", "a_b"], ["a_b_mask"]) == "_mask"
     with pytest.raises(ValueError, match=r"data.mask_suffix: got 3"):
         FolderDataModule(root=str(tiny_folder), mask_suffix=3)
 

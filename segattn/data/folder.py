@@ -34,15 +34,17 @@ def files_by_stem(folder: Path) -> dict[str, Path]:
 
 def mask_suffix_of(image_stems: Iterable[str], mask_stems: Iterable[str]) -> str | None:
     """The ending mask names add to their image's stem (ISIC's ``_segmentation``, ``_mask``): the
-    one most masks share after some image's stem, when it pairs at least half of them; else None."""
+    one most masks share after some image's stem, when it pairs at least half of them; else None.
+    Between endings as common, the shortest (the longest image stem: ``10_m`` is ``10`` + ``_m``,
+    not ``1`` + ``0_m``), then the first in text order, so every process picks the same."""
     images, counts = set(image_stems), Counter()
     masks = list(mask_stems)
     for stem in masks:
         counts.update({stem[cut:] for cut in range(1, len(stem)) if stem[:cut] in images})
     if not counts:
         return None
-    suffix, count = counts.most_common(1)[0]
-    return suffix if 2 * count >= len(masks) else None
+    suffix = min(counts, key=lambda s: (-counts[s], len(s), s))
+    return suffix if 2 * counts[suffix] >= len(masks) else None
 
 
 def paired_samples(images: Path, masks: Path, skip_missing: bool, mask_suffix: str | None = None) -> list[FileSample]:
@@ -80,7 +82,8 @@ class FolderDataModule(SegmentationDataModule):
     test with ``val_fraction`` and ``test_fraction``), or already split in
     ``root/{train,val,test}/{images,masks}`` (used as is). ``mask_mapping`` maps mask pixel values
     to class ids (e.g. ``{0: 0, 255: 1}``); any other value in a mask is an error naming the file.
-    Without a mapping the masks must be binary, saved as 0/255 or as 0/1 (read from the masks).
+    Without a mapping the masks must be binary, saved as 0/255 or as 0/1, or all as JPEG (read
+    from the masks, ``mask_values.py``).
     A mask may be named after its image with ``mask_suffix`` added (``x.jpg`` → ``x_mask.png``);
     left null, the suffix is read from the names when no mask has its image's exact stem.
     A value may map to ``ignore_index`` to leave those pixels out of loss and metrics."""
