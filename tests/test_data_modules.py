@@ -173,13 +173,14 @@ def test_isbi_membrane_is_class_one_and_slices_split_three_ways(tiny_isbi):
 
 def test_isbi_test_slices_are_the_last_by_number_also_without_zero_padding(tiny_isbi):
     # zhixuhao/unet's PNG export names the slices 0.png ... 29.png: as text, 9 would sort last.
+    # Here slices 5..14: as text 10..14 would come first and 7, 8, 9 last.
     for folder in ("images", "masks"):
         for path in (tiny_isbi / "train" / folder).iterdir():
-            path.rename(path.with_name(f"{int(path.stem)}.png"))
+            path.rename(path.with_name(f"{int(path.stem) + 5}.png"))
     dm = ISBI2012DataModule(root=str(tiny_isbi), image_size=32, test_fraction=0.3)
-    assert dm.dataset("test").names == ["7", "8", "9"]
-    assert sorted(dm.dataset("train").names + dm.dataset("val").names, key=int) == [str(i) for i in range(7)]
-    assert natural_key("slice2") < natural_key("slice10") < natural_key("slice10a")
+    assert dm.dataset("test").names == ["12", "13", "14"]
+    assert sorted(dm.dataset("train").names + dm.dataset("val").names, key=int) == [str(i) for i in range(5, 12)]
+    assert natural_key("slice2") < natural_key("slice10") < natural_key("slice10a") and natural_key("1²")
 
 
 def test_isbi_missing_folder_is_named(tmp_path):
