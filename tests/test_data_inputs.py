@@ -316,6 +316,13 @@ def test_sixteen_bit_masks_keep_small_values_and_reject_large_ones(tiny_folder):
     Image.fromarray(mask).save(tiny_folder / "masks" / "img4.png")
     with pytest.raises(DatasetContentError, match=r"img4\.png holds values \[1000\]"):
         item_named(FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0), "train", "img4")
+    # 16-bit values map like 8-bit ones (0/65535 masks, label images with more than 255 values).
+    Image.fromarray(((mask > 0) * 65535).astype(np.uint16)).save(tiny_folder / "masks" / "img4.png")
+    wide = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1, 65535: 1}, val_fraction=0.0, test_fraction=0.0)
+    sample = next(s for s in wide.dataset("train").samples if s.name == "img4")
+    assert np.array_equal(sample.load(False, wide.dataset("train").table)[1], (mask > 0).astype(np.int64))
+    with pytest.raises(DatasetContentError, match=r"values 0, 255, 65535 .*'data\.mask_mapping=\{0:0,255:1,65535:2\}'"):
+        FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0).dataset("train")
 
 
 def test_grey_and_alpha_images_load_with_the_asked_channels(tmp_path):

@@ -11,35 +11,41 @@ from segattn.data.errors import DatasetContentError
 from segattn.data.io import is_jpeg, read_image, read_mask
 
 UNMAPPED = -1
+TABLE_SIZE = 65536  # every 16-bit value (palette PNGs and 8-bit masks use the first 256)
 
 
 def lookup_table(mapping: dict[int, int]) -> np.ndarray:
-    """A 256-entry table from 8-bit mask values to class ids (``UNMAPPED`` where the mapping is silent)."""
-    table = np.full(256, UNMAPPED, dtype=np.int64)
+    """A table from 8- and 16-bit mask values to class ids (``UNMAPPED`` where the mapping is silent)."""
+    table = np.full(TABLE_SIZE, UNMAPPED, dtype=np.int64)
     for value, class_id in mapping.items():
-        if not 0 <= int(value) <= 255:
-            raise ValueError(f"mask value {value} in the mask mapping is outside 0..255 (masks are read as 8-bit values)")
+        if not 0 <= int(value) < TABLE_SIZE:
+            raise ValueError(f"mask value {value} in the mask mapping is outside 0..{TABLE_SIZE - 1} (masks are read as 8- or 16-bit values)")
         table[int(value)] = int(class_id)
     return table
 
 
 def map_mask(raw: np.ndarray, table: np.ndarray, path: Path) -> np.ndarray:
     """Raw mask values → class ids; any value the mapping does not cover is an error naming the file."""
-    known = [int(v) for v in np.flatnonzero(table != UNMAPPED)]
     if raw.dtype != np.uint8:
-        outside = np.unique(raw[(raw < 0) | (raw > 255)]) if np.issubdtype(raw.dtype, np.integer) else np.unique(raw)
+        outside = np.unique(raw[(raw < 0) | (raw >= len(table))]) if np.issubdtype(raw.dtype, np.integer) else np.unique(raw)
         if outside.size:
             raise DatasetContentError(
-                f"mask {path} holds values {[v.item() for v in outside[:10]]} that the mask mapping does not cover; mapped values: {known}"
+                f"mask {path} holds values {[v.item() for v in outside[:10]]} that the mask mapping does not cover; mapped values: {mapped_values(table)}"
             )
-        raw = raw.astype(np.uint8)
+        raw = raw.astype(np.int64)
     mask = table[raw]
     unmapped = mask == UNMAPPED
     if unmapped.any():
         bad = [int(v) for v in np.unique(raw[unmapped])]
         lossy = " (a JPEG mask, whose lossy values no exact mapping covers: leave data.mask_mapping null to read it as binary)" if is_jpeg(path) else ""
-        raise DatasetContentError(f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {known}{lossy}")
+        raise DatasetContentError(f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {mapped_values(table)}{lossy}")
     return mask
+
+
+def mapped_values(table: np.ndarray) -> str:
+    """The values a lookup table maps, for messages: ``[0, 255]``, or the first ten and a count."""
+    known = [int(v) for v in np.flatnonzero(table != UNMAPPED)]
+    return str(known) if len(known) <= 10 else f"[{', '.join(map(str, known[:10]))}, ...] ({len(known)} values)"
 
 
 @dataclass(frozen=True)
