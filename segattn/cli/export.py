@@ -2,14 +2,16 @@
 for other runtimes, any input height and width (multiples of 2**depth).
 
 The file carries the training run's data and inference settings, so ``segattn-predict
-ckpt_path=<exported file>`` runs it like the checkpoint. After writing, the exported model is run
-at ``check_sizes`` and compared with PyTorch; a difference above ``tolerance`` is an error.
+ckpt_path=<exported file>`` runs it like the checkpoint. The exported model is run at
+``check_sizes`` and compared with PyTorch before it takes its name; a difference above
+``tolerance`` is an error, and nothing is written.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from pathlib import Path
 
 import hydra
@@ -61,7 +63,9 @@ def export(cfg: DictConfig) -> Path:
     output.parent.mkdir(parents=True, exist_ok=True)
     # Checked under a temporary name: a model that fails the check never takes the name (nor replaces
     # an earlier export there).
-    checking = output.with_name(f"{output.stem}.checking{output.suffix}")
+    handle, name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".checking{output.suffix}", dir=output.parent)
+    os.close(handle)
+    checking = Path(name)  # a name of its own: no other file, nor a second export, uses it
     try:
         export_model(net, cfg.format, checking, export_metadata(checkpoint), cfg.opset)
         error = parity_error(net, ExportedModel(checking), sizes)
