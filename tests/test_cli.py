@@ -194,7 +194,10 @@ def test_bad_device_and_split_end_with_one_message_and_data_keys_override(smoke_
     Image.new("RGB", (20, 30)).save(tmp_path / "images" / "a.png")
     device = run("segattn-predict", f"ckpt_path={ckpt}", f"input_dir={tmp_path / 'images'}", "device=gpu", f"output_dir={tmp_path / 'out'}",
                  f"hydra.run.dir={tmp_path / 'device'}", check=False)
-    for proc, message in ((split, "split: got 'train'; allowed: test, val"), (device, "device: got 'gpu'; allowed: auto, cpu, cuda")):
+    # A data key the checkpoint's data class does not take (the generated shapes have no mask files).
+    key = run("evaluate.py", f"ckpt_path={ckpt}", "data.mask_suffix=_m", f"hydra.run.dir={tmp_path / 'key'}", check=False)
+    for proc, message in ((split, "split: got 'train'; allowed: test, val"), (device, "device: got 'gpu'; allowed: auto, cpu, cuda"),
+                          (key, "data.mask_suffix: unknown key; allowed keys: augment")):
         text = proc.stdout + proc.stderr
         assert proc.returncode == 2 and message in text and "Traceback" not in text
     # Listed data keys override as data.<key>, any other as +data.<key>.

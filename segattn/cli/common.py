@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from segattn.checkpoint import CheckpointError
 from segattn.config import ConfigError
+from segattn.config.typecheck import check_target_node
 
 log = logging.getLogger("segattn")
 
@@ -89,7 +90,13 @@ def datamodule_from_config(config: dict[str, Any] | None, overrides: dict[str, A
     if not config:
         raise CheckpointError(f"{path}: holds no data config to rebuild the dataset from")
     data_cfg = OmegaConf.create(config)
-    for key, value in (overrides or {}).items():
-        if value is not None:
-            data_cfg[key] = value
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    for key, value in given.items():
+        data_cfg[key] = value
+    # Overrides against the data class's settings: a key it does not take (data.mask_suffix on
+    # Oxford-IIIT Pet) or a value of the wrong type is one message, not a Hydra traceback.
+    checked = {"_target_": data_cfg.get("_target_"), **given}
+    problems = check_target_node(OmegaConf.create(checked), "data") if given else []
+    if problems:
+        raise ConfigError(f"{path}: " + "; ".join(problems))
     return instantiate(data_cfg)
