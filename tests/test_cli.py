@@ -187,22 +187,30 @@ class _Payload:
         return (Path.touch, (self.marker,))
 
 
-def test_bad_device_and_split_end_with_one_message_and_data_keys_override(smoke_run, tmp_path):
+def test_bad_device_split_and_data_key_are_config_errors_and_data_keys_override(smoke_run, tmp_path):
+    # ConfigError is in every command's list of clean failures (one message, exit code 2).
+    from segattn.checkpoint import load_checkpoint
+    from segattn.cli.common import datamodule_from_checkpoint, pick_device
+    from segattn.cli.evaluate import evaluate
+    from segattn.config import ConfigError
+    from omegaconf import OmegaConf
+
     ckpt = smoke_run / "checkpoints" / "best.ckpt"
-    split = run("evaluate.py", f"ckpt_path={ckpt}", "split=train", f"hydra.run.dir={tmp_path / 'split'}", check=False)
-    (tmp_path / "images").mkdir()
-    Image.new("RGB", (20, 30)).save(tmp_path / "images" / "a.png")
-    device = run("segattn-predict", f"ckpt_path={ckpt}", f"input_dir={tmp_path / 'images'}", "device=gpu", f"output_dir={tmp_path / 'out'}",
-                 f"hydra.run.dir={tmp_path / 'device'}", check=False)
+    with pytest.raises(ConfigError, match=r"device: got 'gpu'; allowed: auto, cpu, cuda"):
+        pick_device("gpu")
+    with pytest.raises(ConfigError, match=r"split: got 'train'; allowed: test, val"):
+        evaluate(OmegaConf.create({"split": "train"}))
     # A data key the checkpoint's data class does not take (the generated shapes have no mask files).
-    key = run("evaluate.py", f"ckpt_path={ckpt}", "data.mask_suffix=_m", f"hydra.run.dir={tmp_path / 'key'}", check=False)
-    for proc, message in ((split, "split: got 'train'; allowed: test, val"), (device, "device: got 'gpu'; allowed: auto, cpu, cuda"),
-                          (key, "data.mask_suffix: unknown key; allowed keys: augment")):
-        text = proc.stdout + proc.stderr
-        assert proc.returncode == 2 and message in text and "Traceback" not in text
-    # Listed data keys override as data.<key>, any other as +data.<key>.
+    with pytest.raises(ConfigError, match=r"data\.mask_suffix: unknown key; allowed keys: augment"):
+        datamodule_from_checkpoint(load_checkpoint(ckpt), {"mask_suffix": "_m", "root": None}, str(ckpt))
+    # On the command line: listed data keys override as data.<key>, any other as +data.<key>.
     run("evaluate.py", f"ckpt_path={ckpt}", "data.image_size=48", "+data.num_test=3", f"hydra.run.dir={tmp_path / 'sized'}")
     assert json.loads((tmp_path / "sized" / "metrics.json").read_text())["num_images"] == 3
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", (20, 30)).save(tmp_path / "images" / "a.png")
+    device = run("segattn-predict", f"ckpt_path={ckpt}", f"input_dir={tmp_path / 'images'}", "device=gpu", f"hydra.run.dir={tmp_path / 'device'}",
+                 check=False)
+    assert device.returncode == 2 and "device: got 'gpu'" in device.stdout + device.stderr and "Traceback" not in device.stdout + device.stderr
 
 
 def test_evaluate_scores_with_the_data_s_ignored_pixels(tiny_pets, tmp_path):
