@@ -41,6 +41,8 @@ def test_small_images_are_padded_with_the_ignore_label_and_crops_match_the_image
     img, m = sample_patch(image, mask, 16, 0.0, np.random.default_rng(0), pad_label=7)
     assert img.shape == (16, 16) and (m == 7).sum() == 16 * 16 - 10 * 12
     assert ((img % 2)[m != 7] == m[m != 7]).all() and (img[m == 7] == 0).all()
+    rgb, _ = sample_patch(np.zeros((10, 12, 3), dtype=np.uint8), mask, 16, 0.0, np.random.default_rng(0), pad_label=7, fill=(124, 116, 104))
+    assert (rgb[0, 0] == (124, 116, 104)).all() and (rgb[8, 8] == 0).all()  # fill per channel; the image kept
     big = np.arange(40 * 50).reshape(40, 50)
     crop, cmask = sample_patch(big, big % 3, 16, 0.0, np.random.default_rng(3), pad_label=7)
     top, left = np.argwhere(big == crop[0, 0])[0]
@@ -70,6 +72,10 @@ def test_patch_mode_data_module(tiny_isbi):
     val = dm.dataset("val")[0]
     assert val["image"].shape == (1, 32, 32)  # native size for sliding-window validation
     assert dm.val_dataloader().batch_size == 1
+    # Slices smaller than a patch: the padding is the mean grey, 0 once normalised (as the sliding window pads).
+    padded = ISBI2012DataModule(root=str(tiny_isbi), patch_size=48, augment="none").dataset("train")[(0, 0)]
+    outside = padded["mask"] == PAD_LABEL
+    assert outside.sum() == 48 * 48 - 32 * 32 and padded["image"][0][outside].abs().max() < 0.01
     # Strong augmentation on patches: the patch is the crop (no resize), then flips, affine, jitter.
     strong = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16, foreground_fraction=1.0, augment="strong").dataset("train")
     items = [strong[(epoch, 1)] for epoch in range(4)]

@@ -271,7 +271,10 @@ class SegmentationDataModule(L.LightningDataModule):
             self.ignore_index = PAD_LABEL  # padding of images smaller than a patch
         patch = None
         if self.patch_size:
-            patch = dict(size=self.patch_size, foreground_fraction=self.foreground_fraction, pad_label=self.ignore_index, ignore_index=self.ignore_index)
+            # Padding of images smaller than a patch: the mean colour, which normalises to 0 as the sliding window pads.
+            fill = tuple(int(round(255 * m)) for m in self.normalization()[0])
+            patch = dict(size=self.patch_size, foreground_fraction=self.foreground_fraction, pad_label=self.ignore_index,
+                         ignore_index=self.ignore_index, fill=fill if len(fill) > 1 else fill[0])
         self._datasets = {}
         for split in SPLITS:
             samples = splits[split]

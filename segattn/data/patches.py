@@ -40,14 +40,20 @@ def sample_patch(
     rng: np.random.Generator,
     pad_label: int,
     ignore_index: int | None = None,
+    fill: float | tuple[float, ...] = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A ``size``² crop of (image (H, W[, C]), mask (H, W)), padded where the image is smaller."""
+    """A ``size``² crop of (image (H, W[, C]), mask (H, W)), padded where the image is smaller:
+    the image with ``fill`` (per channel; the data module passes the normalisation mean, which is
+    what the sliding window pads with at inference), the mask with ``pad_label``."""
     h, w = mask.shape
     ph, pw = max(0, size - h), max(0, size - w)
     if ph or pw:
-        pad = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
-        image = np.pad(image, pad + ((0, 0),) * (image.ndim - 2))
-        mask = np.pad(mask, pad, constant_values=pad_label)
+        top, left = ph // 2, pw // 2
+        padded = np.empty((h + ph, w + pw, *image.shape[2:]), dtype=image.dtype)
+        padded[...] = fill
+        padded[top : top + h, left : left + w] = image
+        image = padded
+        mask = np.pad(mask, ((top, ph - top), (left, pw - left)), constant_values=pad_label)
         h, w = mask.shape
     top, left = None, None
     if foreground_fraction > 0 and rng.random() < foreground_fraction:
