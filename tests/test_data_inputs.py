@@ -240,7 +240,7 @@ def test_folder_without_a_mapping_refuses_other_values_and_suggests_one(tiny_fol
     Image.fromarray(np.arange(24 * 36, dtype=np.uint8).reshape(24, 36) % 40).save(tiny_folder / "masks" / "img3.png")
     with pytest.raises(DatasetContentError, match=r"0, 1, 2, .*, \.\.\. .*41 different values look like instance labels"):
         FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0).dataset("train")
-    # Given, a mapping is used as is and the masks are not read for it.
+    # Given, a mapping is used as is.
     Image.fromarray(mask).save(tiny_folder / "masks" / "img3.png")
     given = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 1: 1, 2: 2, 255: 1}, val_fraction=0.0, test_fraction=0.0)
     assert set(item_named(given, "train", "img3")["mask"].unique().tolist()) == {0, 1, 2}
