@@ -272,9 +272,9 @@ class SegmentationDataModule(L.LightningDataModule):
         patch = None
         if self.patch_size:
             # Padding of images smaller than a patch: the mean colour, which normalises to 0 as the sliding window pads.
-            fill = tuple(int(round(255 * m)) for m in self.normalization()[0])
+            fill = tuple(int(round(255 * m)) for m in self.normalization()[0])  # one value per channel (one for grey)
             patch = dict(size=self.patch_size, foreground_fraction=self.foreground_fraction, pad_label=self.ignore_index,
-                         ignore_index=self.ignore_index, fill=fill if len(fill) > 1 else fill[0])
+                         ignore_index=self.ignore_index, fill=fill)
         self._datasets = {}
         for split in SPLITS:
             samples = splits[split]
