@@ -174,7 +174,7 @@ def format_table(result: dict) -> str:
     lines.append(f"| **mean, dataset-level** | {fmt(result['dice']['mean'])} | {fmt(result['iou']['mean'])} |")
     lines.append(f"| **mean, per image** | {fmt(result['dice']['per_image_mean'])} | {fmt(result['iou']['per_image_mean'])} |")
     for key, values in result.get("attention", {}).items():
-        lines.append(f"{key}: {', '.join(fmt(v) for v in values)}")
+        lines.append(f"{key}: {', '.join(fmt(v) for v in values) if isinstance(values, list) else fmt(values)}")
     return "\n".join(lines)
 
 

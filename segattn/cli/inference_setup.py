@@ -14,6 +14,11 @@ def flips_as_trained(tta_vertical: bool | None, datamodule) -> bool:
     return bool(getattr(datamodule, "vertical_flip", False)) if tta_vertical is None else tta_vertical
 
 
+def turns_as_trained(tta_rotate90: bool | None, datamodule) -> bool:
+    """``inference.tta_rotate90``, null resolved to the training's own quarter turns (``data.rotate90``)."""
+    return bool(getattr(datamodule, "rotate90", False)) if tta_rotate90 is None else tta_rotate90
+
+
 def prepare_inference(module, datamodule, overrides: dict | None) -> None:
     """The training run's inference settings (saved in the checkpoint) with the non-null keys of
     the command's ``inference`` block applied, checked as training checks them.
@@ -32,7 +37,11 @@ def prepare_inference(module, datamodule, overrides: dict | None) -> None:
         settings = InferenceSettings(**{**saved, **given})
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    settings = replace(settings, tta_vertical=flips_as_trained(settings.tta_vertical, datamodule))
+    settings = replace(
+        settings,
+        tta_vertical=flips_as_trained(settings.tta_vertical, datamodule),
+        tta_rotate90=turns_as_trained(settings.tta_rotate90, datamodule),
+    )
     patch_size = getattr(datamodule, "patch_size", None)
     if patch_size and settings.mode != "sliding_window":
         raise ConfigError(

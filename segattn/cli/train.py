@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from segattn.checkpoint import CheckpointError, load_checkpoint, weight_mismatches
 from segattn.cli.common import run_or_exit
 from segattn.cli.console import mirror_to_log_file, quiet_console
-from segattn.cli.inference_setup import flips_as_trained
+from segattn.cli.inference_setup import flips_as_trained, turns_as_trained
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.cli.summary import final_summary
 from segattn.cli.run_directory import RunDirectoryError, already_holds_a_run, exit_if_unusable
@@ -147,6 +147,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     inference = dict(resolved.get("inference") or {})
     inference["window"] = inference.get("window") or getattr(datamodule, "patch_size", None)
     inference["tta_vertical"] = flips_as_trained(inference.get("tta_vertical"), datamodule)
+    inference["tta_rotate90"] = turns_as_trained(inference.get("tta_rotate90"), datamodule)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])

@@ -157,6 +157,7 @@ class SegmentationDataModule(L.LightningDataModule):
         max_samples: int | None = None,
         augment: str = "light",
         vertical_flip: bool = False,
+        rotate90: bool = False,
         patch_size: int | None = None,
         scale: float = 1.0,
         foreground_fraction: float = 0.33,
@@ -184,6 +185,7 @@ class SegmentationDataModule(L.LightningDataModule):
             raise ValueError(f"data.augment: got {augment!r}; allowed: {', '.join(AUGMENTS)}")
         self.augment = augment
         self.vertical_flip = vertical_flip
+        self.rotate90 = rotate90
         if patch_size is not None and (not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1):
             raise ValueError(f"data.patch_size: got {patch_size!r}; expected a positive integer or null (resize to data.image_size)")
         if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
@@ -240,7 +242,7 @@ class SegmentationDataModule(L.LightningDataModule):
         if self._train_transform is None:
             self._train_transform = train_pipeline(
                 None if self.patch_size else self.image_size, self.normalization(), rgb=not self.grey,
-                augment=self.augment, vertical_flip=self.vertical_flip,
+                augment=self.augment, vertical_flip=self.vertical_flip, rotate90=self.rotate90,
             )
         return self._train_transform
 

@@ -42,15 +42,18 @@ def self_attention_figure(
     per_head: bool = True,
     original_size: tuple[int, int] | None = None,
 ) -> Figure:
-    """``weights``: (heads, N, N) attention of one image; ``queries``: (row, col, "fg"|"bg") cells of
-    ``grid``. Row titles give each head's entropy / log N and query agreement (attention_stats).
+    """``weights``: (heads, N, N + R) attention of one image (R register tokens, after the N cells);
+    ``queries``: (row, col, "fg"|"bg") cells of ``grid``. Row titles give each head's entropy /
+    log N, query agreement (attention_stats) and, with registers, the weight the shown queries
+    put on them; the panels show the weight on the cells.
 
     The heads × queries panels are images placed side by side on one set of axes (the mosaic),
     not one axes each: matplotlib spends most of a figure's time creating and drawing axes (their
     ticks and spines), and with 8 heads the figure would have 33 of them.
     """
-    if weights.ndim != 3 or weights.shape[-1] != grid[0] * grid[1]:
-        raise ValueError(f"weights must be (heads, N, N) with N = {grid[0]}*{grid[1]}, got {tuple(weights.shape)}")
+    n = grid[0] * grid[1]
+    if weights.ndim != 3 or weights.shape[1] != n or weights.shape[-1] < n:
+        raise ValueError(f"weights must be (heads, N, N + registers) with N = {grid[0]}*{grid[1]}, got {tuple(weights.shape)}")
     if not queries:
         raise ValueError("self_attention_figure needs at least one query cell")
     gh, gw = grid
@@ -58,9 +61,13 @@ def self_attention_figure(
     w_cpu = weights.detach().float().cpu()
     entropy = head_entropy(w_cpu[None])[0].tolist()
     agreement = query_agreement(w_cpu[None])[0].tolist()
-    rows = [(f"head {k}", w_cpu[k], f"H/log N {entropy[k]:.2f}\nagree {agreement[k]:.2f}") for k in range(len(w_cpu))]
+    shown = [r * gw + c for r, c, _ in queries]
+    register_mass = w_cpu[:, shown, n:].sum(-1).mean(-1).tolist()  # per head, over the shown queries
+    reg = [f"\nregisters {m:.0%}" if weights.shape[-1] > n else "" for m in register_mass]
+    rows = [(f"head {k}", w_cpu[k], f"H/log N {entropy[k]:.2f}\nagree {agreement[k]:.2f}{reg[k]}") for k in range(len(w_cpu))]
     if not per_head:
-        rows = [("head mean", w_cpu.mean(0), f"H/log N {np.mean(entropy):.2f} (mean)")]
+        mean_reg = f"\nregisters {np.mean(register_mass):.0%}" if weights.shape[-1] > n else ""
+        rows = [("head mean", w_cpu.mean(0), f"H/log N {np.mean(entropy):.2f} (mean){mean_reg}")]
     aspect = panel_aspect(original_size)
     norm = probability_norm(gh * gw)
     cols = len(queries) + 1
@@ -90,7 +97,7 @@ def self_attention_figure(
     for i, (label, head, stats) in enumerate(rows):
         for j, (r, c, kind) in enumerate(queries):
             x0, y0 = offsets[i * len(queries) + j]
-            values = head[r * gw + c].reshape(gh, gw).numpy()
+            values = head[r * gw + c, :n].reshape(gh, gw).numpy()
             image = ax.imshow(values, cmap="magma", norm=norm, extent=(x0 - 0.5, x0 + w - 0.5, y0 + h - 0.5, y0 - 0.5),
                               interpolation="nearest")
         # Left of the photo column, level with the row (x in figure fraction, y in the mosaic's data).

@@ -1,5 +1,5 @@
 """Class probabilities of whole images: one forward pass or a sliding window, optionally averaged
-over flipped copies (test-time augmentation)."""
+over flipped and turned copies (test-time augmentation)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class InferenceSettings:
     ``tta_vertical`` also vertical and both (4 passes). ``tta_vertical`` null = as the model was
     trained (``data.vertical_flip``), as nnU-Net mirrors only along its training axes: a model
     that never saw an image upside down gains nothing from being shown one (measured on
-    ISBI-2012 in BENCHMARKS.md).
+    ISBI-2012 in BENCHMARKS.md). ``tta_rotate90``: also the quarter turns, all eight symmetries
+    of the square (8 passes); null = as trained (``data.rotate90``).
     """
 
     mode: str = "resize"
@@ -37,6 +38,7 @@ class InferenceSettings:
     batch_size: int = 4
     tta: bool = False
     tta_vertical: bool | None = None
+    tta_rotate90: bool | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -45,8 +47,9 @@ class InferenceSettings:
             raise ValueError(f"inference.overlap: got {self.overlap}; expected a fraction in [0, 1)")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ValueError(f"inference.batch_size: got {self.batch_size!r}; expected an integer >= 1")
-        if self.tta_vertical not in (None, True, False):
-            raise ValueError(f"inference.tta_vertical: got {self.tta_vertical!r}; expected true, false or null")
+        for key in ("tta_vertical", "tta_rotate90"):
+            if getattr(self, key) not in (None, True, False):
+                raise ValueError(f"inference.{key}: got {getattr(self, key)!r}; expected true, false or null")
         if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
             raise ValueError(f"inference.window: got {self.window!r}; expected a positive integer or null")
 
@@ -57,6 +60,14 @@ def flips(tta: bool, vertical: bool | None = True) -> list[tuple[int, ...]]:
     if not tta:
         return [()]
     return [(), (-1,), (-2,), (-2, -1)] if vertical is not False else [(), (-1,)]
+
+
+def symmetries(tta: bool, vertical: bool | None = True, rotate90: bool | None = False) -> list[tuple[int, tuple[int, ...]]]:
+    """(quarter turns, flipped dims) of each pass: ``flips`` without quarter turns; with
+    ``rotate90`` the eight symmetries of the square (each turn, with and without a horizontal flip)."""
+    if tta and rotate90:
+        return [(k, dims) for k in range(4) for dims in ((), (-1,))]
+    return [(0, dims) for dims in flips(tta, vertical)]
 
 
 def predict_probabilities(
@@ -77,9 +88,11 @@ def predict_probabilities(
         )
 
     total = None
-    passes = flips(settings.tta, settings.tta_vertical)
-    for dims in passes:
-        p = once(images.flip(dims)).flip(dims) if dims else once(images)
+    passes = symmetries(settings.tta, settings.tta_vertical, settings.tta_rotate90)
+    for turns, dims in passes:
+        x = images.flip(dims).rot90(turns, dims=(-2, -1)) if dims or turns else images
+        p = once(x)
+        p = p.rot90(-turns, dims=(-2, -1)).flip(dims) if dims or turns else p
         total = p if total is None else total + p
     return total / len(passes)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from segattn.models.attention import check_heads, multihead_attention
@@ -14,24 +15,44 @@ class MultiHeadSelfAttention2d(nn.Module):
     The map X (B, C, h, w) gets a 2D sine-cosine positional encoding, becomes h·w tokens, is
     layer-normalised (pre-norm) and attends to itself with ``heads`` heads; the projected result
     is added back to X (residual), so the block starts close to identity and trains stably.
+
+    ``registers`` learned tokens (Darcet et al., "Vision Transformers Need Registers", ICLR 2024)
+    join the keys and values: a head that has nothing to look at for a query can put its weight
+    there instead of on a few uninformative cells (the zero-padded image border). They have no
+    position and no output: with a single attention layer a register's own query would change
+    nothing, so none is computed. Explicit weights then have h·w + ``registers`` key columns,
+    the registers last.
     """
 
-    def __init__(self, channels: int, heads: int = 8, qk_norm: bool = False) -> None:
+    def __init__(self, channels: int, heads: int = 8, qk_norm: bool = False, registers: int = 0) -> None:
         super().__init__()
         check_heads(channels, heads, "self-attention")
         if channels % 4 != 0:
             raise ValueError(f"self-attention: channels must be divisible by 4 for the 2D positional encoding, got {channels}")
+        if not isinstance(registers, int) or isinstance(registers, bool) or registers < 0:
+            raise ValueError(f"self-attention: registers must be an integer >= 0, got {registers!r}")
         self.heads = heads
         self.norm = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
         self.qk_norm = nn.ModuleList([nn.LayerNorm(channels // heads), nn.LayerNorm(channels // heads)]) if qk_norm else None
+        # Scaled like the feature tokens after the pre-norm's input (unit-scale entries), so their
+        # keys start comparable with the cells' instead of vanishing in the softmax.
+        self.registers = nn.Parameter(torch.randn(1, registers, channels)) if registers else None
+
+    @property
+    def num_registers(self) -> int:
+        return 0 if self.registers is None else self.registers.shape[1]
 
     def forward(self, x: Tensor, need_weights: bool = False) -> tuple[Tensor, Tensor | None]:
-        """Return (output map like x, weights (B, heads, h·w, h·w) or None)."""
+        """Return (output map like x, weights (B, heads, h·w, h·w + registers) or None)."""
         b, c, h, w = x.shape
-        tokens = add_positional_encoding(x).flatten(2).transpose(1, 2)  # (B, N, C)
-        q, k, v = self.qkv(self.norm(tokens)).chunk(3, dim=-1)
+        tokens = self.norm(add_positional_encoding(x).flatten(2).transpose(1, 2))  # (B, N, C)
+        q, k, v = self.qkv(tokens).chunk(3, dim=-1)
+        if self.registers is not None:
+            extra = self.norm(self.registers.to(tokens.dtype)).expand(b, -1, -1)
+            _, k_reg, v_reg = self.qkv(extra).chunk(3, dim=-1)
+            k, v = torch.cat([k, k_reg], dim=1), torch.cat([v, v_reg], dim=1)
         out, weights = multihead_attention(q, k, v, self.heads, need_weights, self.qk_norm)
         out = self.proj(out).transpose(1, 2).reshape(b, c, h, w)
         return x + out, weights

@@ -17,8 +17,9 @@ from segattn.models.token_pooling import key_value_grid
 class AttentionMaps:
     """What the explicit path returns besides the logits.
 
-    ``self_attention``: MHSA weights (B, heads, N, N) with N = h·w of the bottleneck, rows = queries
-    (each row sums to 1 over the keys); ``self_attention_size`` = (h, w).
+    ``self_attention``: MHSA weights (B, heads, N, N + R) with N = h·w of the bottleneck and R its
+    register tokens, rows = queries (each row sums to 1 over the keys: the N cells, then the
+    registers); ``self_attention_size`` = (h, w).
     ``gates[i]``: MHCA gate (B, 1 or C, H, W) of skip level ``gate_levels[i]`` (0 = full
     resolution), in (0, 1); every level unless ``cross_attention_levels`` leaves some out
     (``depth``: the model's number of skip levels).
@@ -75,6 +76,8 @@ class UNetAttention(nn.Module):
             (0 = none); their logits come from ``forward_with_aux`` for an auxiliary loss.
         qk_norm: LayerNorm of queries and keys per head in every attention (bounded logits).
         gate_init: initial value of every MHCA gate (0.5; near 1 the U-Net starts as a plain one).
+        registers: learned register tokens among the MHSA's keys and values (0 = none): a place for
+            attention that no cell needs, instead of the image border.
 
     ``forward(x)`` returns logits (B, num_classes, H, W) through fused attention kernels;
     ``forward(x, return_attention=True)`` returns ``(logits, AttentionMaps)`` through the explicit
@@ -99,6 +102,7 @@ class UNetAttention(nn.Module):
         qk_norm: bool = False,
         gate_init: float = 0.5,
         cross_attention_levels: list[int] | None = None,
+        registers: int = 0,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("depth", depth), ("base_channels", base_channels)):
@@ -118,7 +122,7 @@ class UNetAttention(nn.Module):
         channels = [base_channels * 2**i for i in range(depth + 1)]
         self.inc = DoubleConv(in_channels, channels[0])
         self.downs = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))
-        self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads, qk_norm) if self_attention else None
+        self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads, qk_norm, registers) if self_attention else None
         # Keyed by level ("0" = full resolution): the same state-dict keys as a list of all levels.
         self.cross_attention = (
             nn.ModuleDict(

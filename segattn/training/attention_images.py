@@ -23,6 +23,9 @@ from segattn.figures import (
 )
 from segattn.training.attention_stats import AttentionStats
 
+#: Single-number MHSA statistics, logged as val_attention/<key>.
+SINK_SCALARS = ("mhsa_border_ratio", "mhsa_foreground_key_ratio", "mhsa_register_mass")
+
 
 def metrics_step(trainer: Trainer) -> int:
     """The step Lightning gives the validation scalars (one less than ``global_step`` at the end of
@@ -183,6 +186,10 @@ class AttentionImageLogger(Callback):
         if maps.self_attention is not None or maps.gates:
             attention.update(slice_maps(maps, n), torch.stack([it["mask"] for it in items[:n]]).to(logits.device))
             for key, values in attention.compute().items():
+                if key in SINK_SCALARS:
+                    if values is not None:
+                        writer.add_scalar(f"val_attention/{key}", values, global_step=step)
+                    continue
                 name = {"mhsa_head_entropy": "mhsa_entropy_head", "gate_contrast": "gate_contrast_level"}.get(key)
                 for i, value in enumerate(values if name else []):
                     if value is not None:

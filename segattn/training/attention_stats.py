@@ -5,6 +5,13 @@
   averages everything), near 0 = every query looks at one key. A head whose queries all send
   their weight to the same key is caught by the *query agreement*: the mean over queries of the
   weight they give to the key that the average query favours most (1 = all the same one key).
+- **Border ratio** (the attention sink): the share of its attention over the bottleneck's cells
+  that a foreground query gives to the outermost ring of cells (the image border, where the
+  encoder's convolutions saw zero padding), divided by that ring's share of the cells. 1 = no
+  preference; 2 = the border gets twice its share (Darcet et al.'s sink tokens). Its companion,
+  the **foreground-key ratio**: the share a foreground query gives to foreground cells over
+  their share of the image (above 1: it looks at the object). Both leave out the weight on
+  register tokens, which the **register mass** reports (mean over all queries).
 - **Gate contrast** of an MHCA level: mean gate on foreground pixels minus mean gate on
   background pixels (gate channels averaged), over the whole split. 0 = the gate does not tell
   foreground from background; positive = it lets the foreground's skip features through more.
@@ -30,6 +37,47 @@ def head_entropy(weights: Tensor) -> Tensor:
     return -(p * p.log()).sum(-1).mean(-1) / math.log(nk)
 
 
+def border_cells(height: int, width: int, device=None) -> Tensor:
+    """(height·width,) bool: the outermost ring of a height × width grid."""
+    ring = torch.zeros(height, width, dtype=torch.bool, device=device)
+    ring[0], ring[-1], ring[:, 0], ring[:, -1] = True, True, True, True
+    return ring.flatten()
+
+
+def foreground_cells(mask: Tensor, grid: tuple[int, int], ignore_index: int | None) -> tuple[Tensor, Tensor]:
+    """(B, N) bool foreground and valid cells of the attention grid: a cell is foreground when
+    more than half of its labelled pixels are, valid when it has any labelled pixel."""
+    valid = torch.ones_like(mask, dtype=torch.bool) if ignore_index is None else mask != ignore_index
+    fg = ((mask > 0) & valid).float()[:, None]
+    labelled = F.adaptive_avg_pool2d(valid.float()[:, None], grid)[:, 0].flatten(1)
+    share = F.adaptive_avg_pool2d(fg, grid)[:, 0].flatten(1) / labelled.clamp_min(1e-6)
+    return (share > 0.5) & (labelled > 0), labelled > 0
+
+
+def sink_sums(weights: Tensor, grid: tuple[int, int], mask: Tensor, ignore_index: int | None) -> Tensor:
+    """Sums behind the border ratio, foreground-key ratio and register mass of MHSA weights
+    (B, heads, N, N + R) and masks (B, H, W): [border share × fg queries, fg queries, fg-key
+    ratio × images with fg and bg cells, such images, register mass × queries, queries]."""
+    n = grid[0] * grid[1]
+    w = weights.float()
+    cells = w[..., :n]
+    spatial = cells.sum(-1).clamp_min(1e-12)  # (B, heads, N): the weight left for the cells
+    ring = border_cells(*grid, device=w.device)
+    border_share = (cells[..., ring].sum(-1) / spatial) / (ring.float().mean())  # (B, heads, N)
+    fg, valid = foreground_cells(mask, grid, ignore_index)  # (B, N)
+    fg_queries = fg[:, None, :].expand_as(border_share)
+    fg_share = (cells * fg[:, None, None, :].float()).sum(-1) / spatial  # (B, heads, N)
+    cell_share = fg.float().sum(-1) / valid.float().sum(-1).clamp_min(1)  # (B,)
+    has_both = (cell_share > 0) & (cell_share < 1)
+    per_image = torch.where(fg_queries, fg_share, 0.0).sum((1, 2)) / fg_queries.sum((1, 2)).clamp_min(1) / cell_share.clamp_min(1e-6)
+    registers = w[..., n:].sum(-1)
+    return torch.tensor([
+        border_share[fg_queries].sum().item(), fg_queries.sum().item(),
+        per_image[has_both].sum().item(), has_both.sum().item(),
+        registers.sum().item(), registers.numel(),
+    ], dtype=torch.float64)
+
+
 def query_agreement(weights: Tensor) -> Tensor:
     """(B, heads, Nq, Nk) → (B, heads): mean weight the queries give to the key their average favours."""
     favourite = weights.float().mean(2).argmax(-1)  # (B, heads)
@@ -46,6 +94,7 @@ class AttentionStats:
         self.images = 0
         self.mhsa_entropy: Tensor | None = None
         self.mhsa_agreement: Tensor | None = None
+        self.mhsa_sink = torch.zeros(6, dtype=torch.float64)
         self.mhca_entropy: list[Tensor] = []
         self.gate_sums: list[Tensor] = []  # per gated level: [sum on fg, fg pixels, sum on bg, bg pixels]
         self.gate_levels: list[int] = []
@@ -59,6 +108,8 @@ class AttentionStats:
             agreement = query_agreement(maps.self_attention).sum(0).cpu()
             self.mhsa_entropy = entropy if self.mhsa_entropy is None else self.mhsa_entropy + entropy
             self.mhsa_agreement = agreement if self.mhsa_agreement is None else self.mhsa_agreement + agreement
+            if maps.self_attention_size is not None:
+                self.mhsa_sink += sink_sums(maps.self_attention, maps.self_attention_size, mask, self.ignore_index)
         if not maps.gates:
             return
         if not self.gate_sums:
@@ -82,15 +133,20 @@ class AttentionStats:
                 self.mhca_entropy[level] += head_entropy(weights).mean(1).sum().item()
 
     def compute(self) -> dict:
-        """``{"mhsa_head_entropy": [...], "mhsa_query_agreement": [...], "mhca_entropy": [...],
+        """``{"mhsa_head_entropy": [...], "mhsa_query_agreement": [...], "mhsa_border_ratio": x,
+        "mhsa_foreground_key_ratio": x, "mhsa_register_mass": x, "mhca_entropy": [...],
         "gate_contrast": [...], "gate_mean_foreground": [...], "gate_mean_background": [...]}``
-        (lists per head or per level, level 0 = full resolution, None at a level without MHCA;
-        keys absent without that part)."""
+        (lists per head or per level, level 0 = full resolution, None at a level without MHCA or
+        where the split has no such pixels; keys absent without that part)."""
         out: dict = {}
         n = max(1, self.images)
         if self.mhsa_entropy is not None:
             out["mhsa_head_entropy"] = [round(float(v) / n, 4) for v in self.mhsa_entropy]
             out["mhsa_query_agreement"] = [round(float(v) / n, 4) for v in self.mhsa_agreement]
+            s = self.mhsa_sink
+            out["mhsa_border_ratio"] = round(float(s[0] / s[1]), 4) if s[1] > 0 else None
+            out["mhsa_foreground_key_ratio"] = round(float(s[2] / s[3]), 4) if s[3] > 0 else None
+            out["mhsa_register_mass"] = round(float(s[4] / s[5]), 4) if s[5] > 0 else None
         if self.gate_sums:
             fg = [float(s[0] / s[1]) if s[1] > 0 else None for s in self.gate_sums]
             bg = [float(s[2] / s[3]) if s[3] > 0 else None for s in self.gate_sums]
