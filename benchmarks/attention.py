@@ -67,7 +67,9 @@ def build_step(case: dict, device: torch.device):
         inputs = [torch.randn(b, c, h, w, device=device, requires_grad=True)]
     else:
         # head_dim = channels / heads gives the case's head count; max_tokens = N: no pooling.
-        module = MultiHeadCrossAttentionGate(c, case["coarse_channels"], head_dim=c // case["heads"], max_tokens=case["tokens"]).to(device)
+        module = MultiHeadCrossAttentionGate(
+            c, case["coarse_channels"], head_dim=c // case["heads"], max_tokens=case["tokens"]
+        ).to(device)
         inputs = [
             torch.randn(b, c, 2 * h, 2 * w, device=device, requires_grad=True),  # skip S
             torch.randn(b, case["coarse_channels"], h, w, device=device, requires_grad=True),  # coarse Y
@@ -129,7 +131,9 @@ def release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def time_case(case: dict, impls: tuple[str, ...], repeats: int, device: torch.device) -> tuple[dict[str, float | str], str]:
+def time_case(
+    case: dict, impls: tuple[str, ...], repeats: int, device: torch.device
+) -> tuple[dict[str, float | str], str]:
     """Median step times per implementation ("out of memory" where it does not fit) and the fast
     path's kernel; the case's memory is released before returning."""
     times: dict[str, float | str] = {}
@@ -177,8 +181,12 @@ def ratio(a: float | str, b: float | str, spec: str) -> str:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tokens", type=int, nargs="+", default=[256, 1024, 2048, 4096, 8192], help="token counts N")
-    p.add_argument("--textbook-max-tokens", type=int, default=4096,
-                   help="skip the textbook path above this N (its N×N tensors need several GiB at 8192)")
+    p.add_argument(
+        "--textbook-max-tokens",
+        type=int,
+        default=4096,
+        help="skip the textbook path above this N (its N×N tensors need several GiB at 8192)",
+    )
     p.add_argument("--modules", nargs="+", choices=MODULES, default=list(MODULES))
     p.add_argument("--channels", type=int, default=256)
     p.add_argument("--coarse-channels", type=int, default=512, help="MHCA: channels of the coarse feature Y")
@@ -204,8 +212,14 @@ def main(argv=None) -> None:
     if args.memory_case:
         return memory_case(json.loads(args.memory_case))
     device = resolve_device(args.device)
-    base = dict(channels=args.channels, coarse_channels=args.coarse_channels, heads=args.heads,
-                batch=args.batch, device=device.type, amp=args.amp)
+    base = dict(
+        channels=args.channels,
+        coarse_channels=args.coarse_channels,
+        heads=args.heads,
+        batch=args.batch,
+        device=device.type,
+        amp=args.amp,
+    )
     script = Path(__file__).resolve()
     gflops_before = reference_gflops(device)
     rows = []
@@ -224,11 +238,31 @@ def main(argv=None) -> None:
                 scores_gib = args.batch * args.heads * n * n * 4 / 2**30
                 tb_time = tb_mem = f"not run ({scores_gib:.0f} GiB per N×N tensor)"
                 time_ratio = mem_ratio = "–"
-            rows.append([module, f"{n:,} ({h}×{w})", kernel, fmt(times["fast"], ".3f"), tb_time, time_ratio,
-                         fmt(mem["fast"], ",.0f"), tb_mem, mem_ratio])
+            rows.append(
+                [
+                    module,
+                    f"{n:,} ({h}×{w})",
+                    kernel,
+                    fmt(times["fast"], ".3f"),
+                    tb_time,
+                    time_ratio,
+                    fmt(mem["fast"], ",.0f"),
+                    tb_mem,
+                    mem_ratio,
+                ]
+            )
             print(f"# done {module} N={n}", file=sys.stderr, flush=True)
-    header = ["module", "tokens N (grid)", "fast path kernel", "fast s", "textbook s", "time fast/textbook",
-              "fast MiB", "textbook MiB", "memory fast/textbook"]
+    header = [
+        "module",
+        "tokens N (grid)",
+        "fast path kernel",
+        "fast s",
+        "textbook s",
+        "time fast/textbook",
+        "fast MiB",
+        "textbook MiB",
+        "memory fast/textbook",
+    ]
     amp = f", autocast {args.amp}" if args.amp else ""
     report = (
         f"Attention forward+backward: batch {args.batch}, {args.channels} channels "
@@ -236,7 +270,8 @@ def main(argv=None) -> None:
         f"after 1 warm-up; peak memory above the step's start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "
-        f"{reference_gflops(device):.0f} after (a drop means other load on the machine).\n\n" + markdown_table(header, rows)
+        f"{reference_gflops(device):.0f} after (a drop means other load on the machine).\n\n"
+        + markdown_table(header, rows)
     )
     emit(report, args.output)
 

@@ -39,8 +39,14 @@ def captured_inputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, tuple[
     named += [(f"MHCA level {level}", gate) for level, gate in (model.cross_attention or {}).items()]
     hooks = []
     for name, module in named:
+
         def keep(mod, args, kwargs, name=name):
-            parts[name] = (mod, tuple(a.detach() for a in args), {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()})
+            parts[name] = (
+                mod,
+                tuple(a.detach() for a in args),
+                {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()},
+            )
+
         hooks.append(module.register_forward_pre_hook(keep, with_kwargs=True))
     with torch.no_grad():
         model(x)
@@ -52,7 +58,10 @@ def captured_inputs(model: torch.nn.Module, x: torch.Tensor) -> dict[str, tuple[
 def part_step(module: torch.nn.Module, args: tuple, kwargs: dict, device: torch.device, amp: str | None):
     """Forward and backward of one part on fresh leaf copies of its inputs."""
     leaves = tuple(a.clone().requires_grad_() for a in args)
-    kwargs = {k: v.clone().requires_grad_() if isinstance(v, torch.Tensor) and v.is_floating_point() else v for k, v in kwargs.items()}
+    kwargs = {
+        k: v.clone().requires_grad_() if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in kwargs.items()
+    }
     with autocast(device, amp):
         out = module(*leaves, **kwargs)[0]
     grad = torch.randn_like(out)
@@ -88,7 +97,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median), after 1 warm-up")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", choices=("bf16",), default=None, help="autocast dtype (bf16)")
-    p.add_argument("--contiguous", action="store_true", help="contiguous memory format (default: channels_last, as trained)")
+    p.add_argument(
+        "--contiguous", action="store_true", help="contiguous memory format (default: channels_last, as trained)"
+    )
     p.add_argument("--smoke", action="store_true", help="32 px, batch 1, base 8, 1 repeat: a quick check")
     p.add_argument("--output", help="also write the report to this file")
     args = p.parse_args(argv)
@@ -100,8 +111,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     args = parse_args(argv)
     device = resolve_device(args.device)
-    case = dict(size=args.size, batch=args.batch, base_channels=args.base_channels, amp=args.amp,
-                channels_last=not args.contiguous, model=config_defaults())
+    case = dict(
+        size=args.size,
+        batch=args.batch,
+        base_channels=args.base_channels,
+        amp=args.amp,
+        channels_last=not args.contiguous,
+        model=config_defaults(),
+    )
     layout = torch.contiguous_format if args.contiguous else torch.channels_last
     torch.manual_seed(0)
     full = build_model({**case, "variant": "MHSA+MHCA"}).to(device).train().to(memory_format=layout)
@@ -115,7 +132,16 @@ def main(argv=None) -> None:
     rows = [["plain U-Net step (forward, loss, backward, AdamW)", "–", "–", "–", f"{plain * 1000:.1f}", "100.0"]]
     for name, (module, a, kw) in parts.items():
         queries, keys, heads = describe(name, module, a, kw)
-        rows.append([f"{name} (forward and backward)", queries, keys, heads, f"{times[name] * 1000:.1f}", f"{100 * times[name] / plain:.1f}"])
+        rows.append(
+            [
+                f"{name} (forward and backward)",
+                queries,
+                keys,
+                heads,
+                f"{times[name] * 1000:.1f}",
+                f"{100 * times[name] / plain:.1f}",
+            ]
+        )
     added = sum(times[name] for name in parts)
     rows.append(["all attention parts", "–", "–", "–", f"{added * 1000:.1f}", f"{100 * added / plain:.1f}"])
     lines = [

@@ -30,7 +30,9 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_interleaved(steps: dict[str, Callable[[], None]], repeats: int, device: torch.device, warmup: int = 1) -> dict[str, float]:
+def time_interleaved(
+    steps: dict[str, Callable[[], None]], repeats: int, device: torch.device, warmup: int = 1
+) -> dict[str, float]:
     """Median seconds per call of each step; the steps take turns within every repeat."""
     for _ in range(warmup):
         for step in steps.values():
@@ -95,7 +97,7 @@ class PeakMemory:
         self.baseline = 0
         self.peak = 0
 
-    def __enter__(self) -> "PeakMemory":
+    def __enter__(self) -> PeakMemory:
         synchronize(self.device)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -130,10 +132,16 @@ def measure_in_subprocess(script: Path, case: dict, timeout: float = 1800, flag:
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072") if flag == "--memory-case" else None
     proc = subprocess.run(
         [sys.executable, str(script), flag, json.dumps(case)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"{flag.strip('-').replace('-', ' ')} {case} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{flag.strip('-').replace('-', ' ')} {case} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

@@ -39,7 +39,12 @@ from segattn.data import SyntheticDataModule
 from segattn.training.module import SegmentationModule
 
 BUILDERS = {"prediction_figure": "predictions", "self_attention_figure": "MHSA", "gate_figure": "gates"}
-TAGS = {"val_predictions": "predictions", "val_predictions_worst": "predictions", "val_mhsa": "MHSA", "val_gates": "gates"}
+TAGS = {
+    "val_predictions": "predictions",
+    "val_predictions_worst": "predictions",
+    "val_mhsa": "MHSA",
+    "val_gates": "gates",
+}
 
 
 class Timings:
@@ -59,19 +64,27 @@ class Timings:
                 self.seconds[kind, phase] += time.perf_counter() - start
                 if phase == "build":
                     self.counts[kind] += 1
+
         return timed
 
 
 def drawing(variant: str, args: argparse.Namespace, data: SyntheticDataModule, workdir: Path) -> tuple[float, Timings]:
     """Median seconds of one drawing, and the last drawing's breakdown."""
     attention = variant == "MHSA+MHCA"
-    net = {**config_defaults(), "base_channels": args.base_channels, "self_attention": attention, "cross_attention": attention}
+    net = {
+        **config_defaults(),
+        "base_channels": args.base_channels,
+        "self_attention": attention,
+        "cross_attention": attention,
+    }
     torch.manual_seed(0)
     module = SegmentationModule(net=net, class_names=data.class_names, channels_last=True).eval()
     dataset = data.dataset("val")
     trainer = SimpleNamespace(datamodule=data, global_step=0)
     callback = attention_images.AttentionImageLogger()
-    with torch.no_grad():  # the per-image Dice the validation loop hands over, so the worst images are not predicted again
+    with (
+        torch.no_grad()
+    ):  # the per-image Dice the validation loop hands over, so the worst images are not predicted again
         callback._val_dice = dict(zip(dataset.names, callback.dice_per_image(module, dataset, data)))
     writer = SummaryWriter(str(workdir / variant.replace(" ", "_").replace("+", "plus")))
     seconds, timings = [], Timings()

@@ -37,7 +37,7 @@ if __package__ in (None, ""):
 
 import torch
 
-from benchmarks.common import MIB, PeakMemory, REPO_ROOT, emit, machine_line, markdown_table, measure_in_subprocess
+from benchmarks.common import MIB, REPO_ROOT, PeakMemory, emit, machine_line, markdown_table, measure_in_subprocess
 from benchmarks.quality import run
 from segattn.inference import window_starts
 
@@ -53,10 +53,18 @@ FOUR_FLIPS = ["inference.tta=true", "inference.tta_vertical=true"]
 PIPELINES = {
     "resize to 256²": ("isbi2012", [], "eval-native"),
     "patches 256² (1 per slice per epoch) + sliding window": ("isbi2012_patches", [], "eval-native"),
-    "patches 256² (1 per slice) + sliding window + flips as trained (horizontal)": ("isbi2012_patches", FLIPS_AS_TRAINED, "eval-native-tta-trained"),
+    "patches 256² (1 per slice) + sliding window + flips as trained (horizontal)": (
+        "isbi2012_patches",
+        FLIPS_AS_TRAINED,
+        "eval-native-tta-trained",
+    ),
     "patches 256² (1 per slice) + sliding window + 4 flips": ("isbi2012_patches", FOUR_FLIPS, "eval-native-tta4"),
     "patches 256² (4 per slice per epoch) + sliding window": ("isbi2012_patches4", [], "eval-native"),
-    "patches 256² (4 per slice) + sliding window + flips as trained (horizontal)": ("isbi2012_patches4", FLIPS_AS_TRAINED, "eval-native-tta-trained"),
+    "patches 256² (4 per slice) + sliding window + flips as trained (horizontal)": (
+        "isbi2012_patches4",
+        FLIPS_AS_TRAINED,
+        "eval-native-tta-trained",
+    ),
 }
 MEMORY_SIZES = [(1500, 2000), (3000, 4000)]
 
@@ -73,24 +81,50 @@ def quality_rows(args: argparse.Namespace, workdir: Path) -> list[list[object]]:
             if training not in trained and timing.is_file():  # finished by an earlier invocation (--resume)
                 trained[training] = (run_dir, float(timing.read_text()))
             if training not in trained:
-                overrides = [f"experiment={experiment}", f"seed={seed}", "callbacks.attention_images=null",
-                             "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", *train_extra, *args.override]
+                overrides = [
+                    f"experiment={experiment}",
+                    f"seed={seed}",
+                    "callbacks.attention_images=null",
+                    "trainer.enable_progress_bar=false",
+                    f"hydra.run.dir={run_dir}",
+                    *train_extra,
+                    *args.override,
+                ]
                 if args.epochs:
                     overrides.append(f"trainer.max_epochs={args.epochs}")
-                trained[training] = (run_dir, run([sys.executable, "train.py", *overrides], workdir / f"{training}-seed{seed}-train.log"))
+                trained[training] = (
+                    run_dir,
+                    run([sys.executable, "train.py", *overrides], workdir / f"{training}-seed{seed}-train.log"),
+                )
                 timing.write_text(f"{trained[training][1]:.1f}")
             out = run_dir / eval_name
             if not (out / "metrics.json").is_file():
-                run([sys.executable, "evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", "resolution=native",
-                     f"hydra.run.dir={out}", *eval_extra], workdir / f"{training}-seed{seed}-{out.name}.log")
+                run(
+                    [
+                        sys.executable,
+                        "evaluate.py",
+                        f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                        "resolution=native",
+                        f"hydra.run.dir={out}",
+                        *eval_extra,
+                    ],
+                    workdir / f"{training}-seed{seed}-{out.name}.log",
+                )
             scores[name].append(json.loads((out / "metrics.json").read_text())["dice"]["mean"])
             seconds[name].append(trained[training][1])
     base = statistics.mean(scores["resize to 256²"])
     rows = []
     for name, values in scores.items():
         spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
-        rows.append([name, len(values), f"{statistics.mean(values):.4f}{spread}", f"{statistics.mean(values) - base:+.4f}",
-                     "–" if any(s != s for s in seconds[name]) else f"{statistics.mean(seconds[name]):.0f}"])
+        rows.append(
+            [
+                name,
+                len(values),
+                f"{statistics.mean(values):.4f}{spread}",
+                f"{statistics.mean(values) - base:+.4f}",
+                "–" if any(s != s for s in seconds[name]) else f"{statistics.mean(seconds[name]):.0f}",
+            ]
+        )
     return rows
 
 
@@ -113,11 +147,18 @@ def memory_case(case: dict) -> None:
 def memory_rows(args: argparse.Namespace) -> list[list[object]]:
     rows = []
     for h, w in MEMORY_SIZES:
-        case = {"size": [h, w], "window": args.window, "batch_size": args.window_batch, "base_channels": args.base_channels}
+        case = {
+            "size": [h, w],
+            "window": args.window,
+            "batch_size": args.window_batch,
+            "base_channels": args.base_channels,
+        }
         result = measure_in_subprocess(Path(__file__), case)
         windows = len(window_starts(h, args.window, 0.5)) * len(window_starts(w, args.window, 0.5))
         map_mib = 2 * h * w * 4 / MIB
-        rows.append([f"{w}×{h}", f"{windows}", f"{map_mib:.0f}", f"{result['peak'] / MIB:,.0f}", f"{result['seconds']:.0f}"])
+        rows.append(
+            [f"{w}×{h}", f"{windows}", f"{map_mib:.0f}", f"{result['peak'] / MIB:,.0f}", f"{result['seconds']:.0f}"]
+        )
     return rows
 
 
@@ -127,7 +168,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the experiments' 40 epochs (quick runs)")
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--no-memory", action="store_true", help="quality rows only")
-    parser.add_argument("--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused")
+    parser.add_argument(
+        "--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused"
+    )
     parser.add_argument("--override", nargs="*", default=[], help="extra Hydra overrides for every training run")
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--window-batch", type=int, default=4)
@@ -146,14 +189,21 @@ def main() -> None:
         workdir = Path(args.resume) if args.resume else Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
         workdir.mkdir(parents=True, exist_ok=True)
         header = ["ISBI-2012 pipeline", "seeds", "Dice at native 512² (slices 24–29)", "Δ vs resize", "train s"]
-        sections += [f"Quality (run directories: {workdir}):", "", markdown_table(header, quality_rows(args, workdir)), ""]
+        sections += [
+            f"Quality (run directories: {workdir}):",
+            "",
+            markdown_table(header, quality_rows(args, workdir)),
+            "",
+        ]
     if args.no_memory:
         emit("\n".join(sections), args.output)
         return
     header = ["image (W×H)", "windows", "probability map MiB", "peak MiB above start", "seconds"]
     sections += [
         f"Sliding-window prediction: window {args.window}, overlap 0.5, {args.window_batch} windows per pass, base channels "
-        f"{args.base_channels}, CPU, one process per size:", "", markdown_table(header, memory_rows(args)),
+        f"{args.base_channels}, CPU, one process per size:",
+        "",
+        markdown_table(header, memory_rows(args)),
     ]
     emit("\n".join(sections), args.output)
 

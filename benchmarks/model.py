@@ -57,14 +57,20 @@ VARIANTS = {"plain U-Net": (False, False), "+MHSA": (True, False), "+MHCA": (Fal
 
 
 #: Settings each row fixes itself: rows differ in these only as the benchmark says.
-FIXED = {"base_channels": "--base-channels", "self_attention": "the row's ablation", "cross_attention": "the row's ablation",
-         "depth": "depth 4 in every row"}
+FIXED = {
+    "base_channels": "--base-channels",
+    "self_attention": "the row's ablation",
+    "cross_attention": "the row's ablation",
+    "depth": "depth 4 in every row",
+}
 
 
 def config_defaults() -> dict:
     """The attention settings of ``configs/model/unet_attention.yaml`` (what ``train.py`` builds),
     without the keys each row sets itself: the benchmark measures the model users train."""
-    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "model" / "unet_attention.yaml").read_text())
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "configs" / "model" / "unet_attention.yaml").read_text()
+    )
     return {k: v for k, v in config.items() if k not in FIXED and k not in ("_target_", "in_channels", "num_classes")}
 
 
@@ -77,7 +83,14 @@ def build_model(case: dict) -> UNetAttention:
     """The case's U-Net: its ablation's switches, its widths, and any other UNetAttention settings
     under ``case["model"]`` (benchmarks/pipeline.py: the run's)."""
     sa, ca = VARIANTS[case["variant"]]
-    return UNetAttention(**{**(case.get("model") or {}), "base_channels": case["base_channels"], "self_attention": sa, "cross_attention": ca})
+    return UNetAttention(
+        **{
+            **(case.get("model") or {}),
+            "base_channels": case["base_channels"],
+            "self_attention": sa,
+            "cross_attention": ca,
+        }
+    )
 
 
 def build_step(case: dict, device: torch.device):
@@ -90,7 +103,9 @@ def build_step(case: dict, device: torch.device):
     if mode:
         model = torch.compile(model, mode=mode)  # compiled on the warm-up steps
     # The AdamW kernel the training loop picks (fused in 32-bit training, foreach under mixed precision).
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, **adamw_implementation("bf16-mixed" if case["amp"] else "32-true"))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=1e-3, **adamw_implementation("bf16-mixed" if case["amp"] else "32-true")
+    )
     b, s = case["batch"], case["size"]
     x = torch.randn(b, 3, s, s, device=device).contiguous(memory_format=layout)
     y = torch.randint(0, 2, (b, s, s), device=device)
@@ -136,7 +151,9 @@ def time_case(case: dict) -> None:
     """Child process (``--isolate``): the warm-up steps, then the median seconds of
     ``case["repeats"]`` timed steps; prints JSON."""
     step, device = child_step(case)
-    seconds = time_interleaved({"step": step}, case["repeats"], device, warmup=warmup_steps(case.get("compile", False)))["step"]
+    seconds = time_interleaved(
+        {"step": step}, case["repeats"], device, warmup=warmup_steps(case.get("compile", False))
+    )["step"]
     print(json.dumps({"seconds": seconds}))
 
 
@@ -150,7 +167,9 @@ def time_isolated(cases: dict[str, dict], repeats: int, rounds: int, script: Pat
     samples: dict[str, list[float]] = {v: [] for v in cases}
     for _ in range(rounds):
         for v, case in cases.items():
-            samples[v].append(measure_in_subprocess(script, {**case, "repeats": repeats}, flag="--time-case")["seconds"])
+            samples[v].append(
+                measure_in_subprocess(script, {**case, "repeats": repeats}, flag="--time-case")["seconds"]
+            )
     return {v: statistics.median(values) for v, values in samples.items()}
 
 
@@ -167,27 +186,63 @@ def memory_case(case: dict) -> None:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 512], help="image sides for all four ablations")
-    p.add_argument("--full-sizes", type=int, nargs="*", default=[1024],
-                   help="image sides for the plain U-Net and the full model only")
-    p.add_argument("--batch", type=int, default=None, help="batch size at every size (default: 4 at 128 px, 2 at 256, 1 above)")
+    p.add_argument(
+        "--full-sizes",
+        type=int,
+        nargs="*",
+        default=[1024],
+        help="image sides for the plain U-Net and the full model only",
+    )
+    p.add_argument(
+        "--batch", type=int, default=None, help="batch size at every size (default: 4 at 128 px, 2 at 256, 1 above)"
+    )
     p.add_argument("--base-channels", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3, help="timed steps per case (median reported), after 1 warm-up")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", choices=("bf16",), default=None, help="autocast dtype for forward and loss (bf16)")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--channels-last", action="store_true", help="model and inputs in channels_last memory format")
-    p.add_argument("--compile", nargs="?", const="default", default=False, choices=COMPILE_MODES,
-                   help="torch.compile the model, in this mode (default: 'default'; 'reduce-overhead' adds CUDA graphs on a GPU); the warm-up steps compile it")
-    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="ablations at --sizes (plain U-Net is always run)")
+    p.add_argument(
+        "--compile",
+        nargs="?",
+        const="default",
+        default=False,
+        choices=COMPILE_MODES,
+        help="torch.compile the model, in this mode (default: 'default'; 'reduce-overhead' adds CUDA graphs on a GPU); the warm-up steps compile it",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="+",
+        choices=list(VARIANTS),
+        default=list(VARIANTS),
+        help="ablations at --sizes (plain U-Net is always run)",
+    )
     p.add_argument("--no-memory", action="store_true", help="time only (no peak-memory child processes)")
-    p.add_argument("--smoke", action="store_true", help="32 px, batch 1 (unless --batch), no full sizes, 1 repeat: a quick check")
-    p.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="UNetAttention settings for every row, e.g. gate_channels=one (values read as YAML)")
-    p.add_argument("--also", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="add a row: the full model with these settings on top of --model, e.g. cross_attention_levels=[1,2,3]")
+    p.add_argument(
+        "--smoke", action="store_true", help="32 px, batch 1 (unless --batch), no full sizes, 1 repeat: a quick check"
+    )
+    p.add_argument(
+        "--model",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="UNetAttention settings for every row, e.g. gate_channels=one (values read as YAML)",
+    )
+    p.add_argument(
+        "--also",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="add a row: the full model with these settings on top of --model, e.g. cross_attention_levels=[1,2,3]",
+    )
     p.add_argument("--output", help="also write the report to this file")
-    p.add_argument("--isolate", type=int, default=0, metavar="ROUNDS",
-                   help="time each case in its own process, the cases taking turns for ROUNDS rounds (default 0: all cases in this process)")
+    p.add_argument(
+        "--isolate",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="time each case in its own process, the cases taking turns for ROUNDS rounds (default 0: all cases in this process)",
+    )
     p.add_argument("--memory-case", help=argparse.SUPPRESS)  # internal: run one case in a child process
     p.add_argument("--time-case", help=argparse.SUPPRESS)  # internal: time one case in a child process (--isolate)
     args = p.parse_args(argv)
@@ -222,17 +277,31 @@ def main(argv=None) -> None:
     script = Path(__file__).resolve()
     settings_all = {**config_defaults(), **args.model}  # every row's model settings (read once)
     also = f"MHSA+MHCA, {', '.join(f'{k}={v}' for k, v in args.also.items())}" if args.also else None
-    plan = [(s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants] + ([also] if also else [])) for s in args.sizes]
+    plan = [
+        (s, [v for v in VARIANTS if v == "plain U-Net" or v in args.variants] + ([also] if also else []))
+        for s in args.sizes
+    ]
     plan += [(s, ["plain U-Net", "MHSA+MHCA"]) for s in args.full_sizes if s not in args.sizes]
     warmup = warmup_steps(args.compile)
     gflops_before = reference_gflops(device)
     rows = []
     for size, variants in plan:
         batch = args.batch or default_batch(size)
-        cases = {v: dict(variant="MHSA+MHCA" if v == also else v, size=size, batch=batch, base_channels=args.base_channels,
-                         device=device.type, amp=args.amp, threads=args.threads, channels_last=args.channels_last,
-                         compile=args.compile, model={**settings_all, **(args.also if v == also else {})})
-                 for v in variants}
+        cases = {
+            v: dict(
+                variant="MHSA+MHCA" if v == also else v,
+                size=size,
+                batch=batch,
+                base_channels=args.base_channels,
+                device=device.type,
+                amp=args.amp,
+                threads=args.threads,
+                channels_last=args.channels_last,
+                compile=args.compile,
+                model={**settings_all, **(args.also if v == also else {})},
+            )
+            for v in variants
+        }
         if args.isolate:
             times = time_isolated(cases, args.repeats, args.isolate, script)
             params = {v: parameter_count(c) for v, c in cases.items()}
@@ -241,17 +310,45 @@ def main(argv=None) -> None:
             times = time_interleaved({v: step for v, (step, _) in built.items()}, args.repeats, device, warmup=warmup)
             params = {v: n for v, (_, n) in built.items()}
             del built
-        mem = {v: math.nan if args.no_memory else measure_in_subprocess(script, c)["peak_bytes"] / MIB for v, c in cases.items()}
+        mem = {
+            v: math.nan if args.no_memory else measure_in_subprocess(script, c)["peak_bytes"] / MIB
+            for v, c in cases.items()
+        }
         megapixels = batch * size * size / 1e6
         for v in variants:
-            rows.append([f"{size} px", v, batch, f"{batch / times[v]:.2f}", f"{times[v]:.3f}",
-                         f"{times[v] / times['plain U-Net']:.2f}", number(mem[v], ",.0f"),
-                         number(mem[v] / mem['plain U-Net'], ".2f"), number(mem[v] / megapixels, ",.0f"), f"{params[v] / 1e6:.2f}"])
+            rows.append(
+                [
+                    f"{size} px",
+                    v,
+                    batch,
+                    f"{batch / times[v]:.2f}",
+                    f"{times[v]:.3f}",
+                    f"{times[v] / times['plain U-Net']:.2f}",
+                    number(mem[v], ",.0f"),
+                    number(mem[v] / mem["plain U-Net"], ".2f"),
+                    number(mem[v] / megapixels, ",.0f"),
+                    f"{params[v] / 1e6:.2f}",
+                ]
+            )
         print(f"# done {size} px", file=sys.stderr, flush=True)
-    header = ["size", "model", "batch", "img/s", "step s", "time × plain", "peak MiB", "memory × plain", "MiB/MP", "params M"]
+    header = [
+        "size",
+        "model",
+        "batch",
+        "img/s",
+        "step s",
+        "time × plain",
+        "peak MiB",
+        "memory × plain",
+        "MiB/MP",
+        "params M",
+    ]
     amp = f", autocast {args.amp}" if args.amp else ""
-    timing_where = (f", each case timed in its own process ({args.isolate} rounds taking turns, median of the rounds)"
-                    if args.isolate else ", the cases taking turns in this process")
+    timing_where = (
+        f", each case timed in its own process ({args.isolate} rounds taking turns, median of the rounds)"
+        if args.isolate
+        else ", the cases taking turns in this process"
+    )
     report = (
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the attention settings of configs/model/unet_attention.yaml ("
@@ -260,7 +357,8 @@ def main(argv=None) -> None:
         f"start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "
-        f"{reference_gflops(device):.0f} after (a drop means other load on the machine).\n\n" + markdown_table(header, rows)
+        f"{reference_gflops(device):.0f} after (a drop means other load on the machine).\n\n"
+        + markdown_table(header, rows)
     )
     emit(report, args.output)
 

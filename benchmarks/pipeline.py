@@ -82,8 +82,11 @@ class EpochClock(L.Callback):
         self._switch(None)
         epochs = trainer.current_epoch - self.skip
         images = len(trainer.datamodule.dataset("train")) * epochs
-        self.path.write_text(json.dumps({"seconds": time.perf_counter() - self.start, "epochs": epochs, "images": images,
-                                         "phases": self.phases}))
+        self.path.write_text(
+            json.dumps(
+                {"seconds": time.perf_counter() - self.start, "epochs": epochs, "images": images, "phases": self.phases}
+            )
+        )
 
 
 def end_to_end(variant: str, args: argparse.Namespace, workdir: Path) -> dict:
@@ -91,9 +94,14 @@ def end_to_end(variant: str, args: argparse.Namespace, workdir: Path) -> dict:
     run_dir = workdir / variant.replace(" ", "_").replace("+", "plus_")
     clock = workdir / f"{run_dir.name}.json"
     overrides = [
-        f"experiment={args.experiment}", f"model.self_attention={sa}", f"model.cross_attention={ca}",
-        f"trainer.max_epochs={args.epochs + 1}", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false",
-        "+callbacks.clock._target_=benchmarks.pipeline.EpochClock", f"+callbacks.clock.path={clock}",
+        f"experiment={args.experiment}",
+        f"model.self_attention={sa}",
+        f"model.cross_attention={ca}",
+        f"trainer.max_epochs={args.epochs + 1}",
+        f"hydra.run.dir={run_dir}",
+        "trainer.enable_progress_bar=false",
+        "+callbacks.clock._target_=benchmarks.pipeline.EpochClock",
+        f"+callbacks.clock.path={clock}",
         *args.override,
     ]
     if args.device == "cuda":
@@ -108,10 +116,20 @@ def model_only(configs: dict[str, dict], device: torch.device, amp: str | None, 
     """Images/s of the bare training step for each ablation, at the run's size, batch and widths."""
     steps = {}
     for variant, config in configs.items():
-        model = {k: v for k, v in config["model"].items() if k not in ("_target_", "self_attention", "cross_attention", "in_channels", "num_classes")}
-        case = dict(variant=variant, size=config["data"]["image_size"], batch=config["data"]["batch_size"],
-                    base_channels=config["model"]["base_channels"], amp=amp, model=model,
-                    channels_last=config["module"].get("channels_last", False))  # the run's memory format
+        model = {
+            k: v
+            for k, v in config["model"].items()
+            if k not in ("_target_", "self_attention", "cross_attention", "in_channels", "num_classes")
+        }
+        case = dict(
+            variant=variant,
+            size=config["data"]["image_size"],
+            batch=config["data"]["batch_size"],
+            base_channels=config["model"]["base_channels"],
+            amp=amp,
+            model=model,
+            channels_last=config["module"].get("channels_last", False),
+        )  # the run's memory format
         steps[variant] = build_step(case, device)[0]
     times = time_interleaved(steps, repeats, device)
     return {v: configs[v]["data"]["batch_size"] / t for v, t in times.items()}
@@ -126,8 +144,12 @@ def workers(data: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="pets_binary")
-    parser.add_argument("--epochs", type=int, default=4,
-                        help="timed epochs, after one warm-up epoch (4: figures in one of them, as in 4 of the main job's 20)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=4,
+        help="timed epochs, after one warm-up epoch (4: figures in one of them, as in 4 of the main job's 20)",
+    )
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--repeats", type=int, default=15, help="model-only steps per ablation (median)")
@@ -151,10 +173,29 @@ def main() -> None:
     for v, r in loops.items():
         loop = r["images"] / r["seconds"]
         phases = " / ".join(f"{r['phases'][k]:.1f}" for k in ("train", "validation", "after validation"))
-        rows.append([v, r["epochs"], r["images"], f"{r['seconds']:.1f}", phases, f"{loop:.1f}", f"{model[v]:.1f}", f"{loop / model[v]:.0%}"])
+        rows.append(
+            [
+                v,
+                r["epochs"],
+                r["images"],
+                f"{r['seconds']:.1f}",
+                phases,
+                f"{loop:.1f}",
+                f"{model[v]:.1f}",
+                f"{loop / model[v]:.0%}",
+            ]
+        )
     config = next(iter(loops.values()))["config"]
-    header = ["model", "timed epochs", "images", "seconds", "train / validation / after s", "end-to-end img/s", "model-only img/s",
-              "end-to-end / model"]
+    header = [
+        "model",
+        "timed epochs",
+        "images",
+        "seconds",
+        "train / validation / after s",
+        "end-to-end img/s",
+        "model-only img/s",
+        "end-to-end / model",
+    ]
     text = [
         f"Machine: {machine_line(device)}",
         f"experiment={args.experiment}: {config['data']['image_size']} px, batch {config['data']['batch_size']}, base channels "

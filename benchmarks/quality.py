@@ -2,26 +2,31 @@
 
 Run from the repository root:
     python benchmarks/quality.py --seeds 0 1 2 [--datasets pets isbi] [--models reference plain full] [--output FILE]
+    python benchmarks/quality.py --datasets glas --tta            # GlaS under experiment=glas, also scored with test-time symmetries
     python benchmarks/quality.py --device cuda --common data.image_size=256 trainer.max_epochs=50   # GPU rows
 
 For each dataset (Oxford-IIIT Pet binary at 128 px / 20 epochs, ISBI-2012 at 256 px / 40 epochs,
-both batch 16, from ``$SEGATTN_DATA_DIR``; budgets from ``configs/experiment``), each model and
-each seed, this runs ``train.py`` and then ``evaluate.py`` with the checkpoint of the best
-``val/dice`` (chosen on the validation images) on the held-out split (Oxford: the official test list; ISBI-2012: slices
-24–29), and prints a Markdown table of mean ± std over the seeds. Models:
+both batch 16; GlaS glands at 224 px under ``experiment=glas``; all from ``$SEGATTN_DATA_DIR``;
+budgets from ``configs/experiment``), each model and each seed, this runs ``train.py`` and then
+``evaluate.py`` with the checkpoint of the best ``val/dice`` (chosen on the validation images) on
+the held-out split (Oxford: the official test list; ISBI-2012: slices 24–29; GlaS: the official
+80 test images), and prints a Markdown table of mean ± std over the seeds. Models:
 
 - ``reference``: the minimal recipe of a 100-line U-Net, built from segattn's plain model and
   configs: horizontal flips only, AdamW (weight decay 1e-4 on every parameter) under a one-cycle
-  schedule peaking at 3e-3, cross-entropy + soft Dice of the foreground, antialiased resizing.
+  schedule peaking at 3e-3, cross-entropy + soft Dice of the foreground, antialiased resizing,
+  the epochs of the dataset's experiment, no weight averaging or early stopping.
 - ``plain``, ``mhsa``, ``mhca``, ``full``: segattn's defaults (``make train``) with the attention
   switches of each ablation.
 
 Settings are chosen with ``--split val`` (the validation images carved from the training data),
 never on the held-out split. ``--override KEY=VALUE`` adds Hydra overrides to every non-reference
 run (e.g. ``model.gate_channels=one``). For models with attention the table also gives what
-``evaluate.py`` measures of it (``segattn/training/attention_stats.py``): the MHCA gate contrast
-per level (mean gate on foreground − background, level 0 = full resolution) and the normalised
-entropy of each MHSA head. Every number comes from the ``metrics.json`` files this run wrote,
+``evaluate.py`` measures of it (``segattn/metrics/attention.py``): the MHCA gate contrast
+per level (mean gate on foreground − background, level 0 = full resolution), the MHSA border
+ratio (attention that foreground queries give the border cells over their share: the sink; 1 =
+none) and the normalised entropy of each MHSA head. ``--tta`` also scores every checkpoint with
+the test-time symmetries it was trained with (``inference.tta=true``). Every number comes from the ``metrics.json`` files this run wrote,
 which stay under ``--workdir``; the table is rewritten after every run, so a long run that is
 stopped keeps what it finished, and ``--resume <its folder>`` reuses its finished runs (e.g. to
 score the runs of a ``--split val`` invocation on the test split, or to add seeds).
@@ -46,9 +51,19 @@ import torch
 from benchmarks.common import REPO_ROOT, emit, machine_line, markdown_table
 
 REFERENCE = [
-    "model.self_attention=false", "model.cross_attention=false", "model.deep_supervision=0",
-    "data.augment=light", "data.vertical_flip=false", "module.loss=ce+dice", "module.include_background=false",
-    "module.scheduler=onecycle", "module.lr=3e-3", "module.weight_decay=1e-4", "module.decay_norm_and_bias=true",
+    "model.self_attention=false",
+    "model.cross_attention=false",
+    "model.deep_supervision=0",
+    "data.augment=light",
+    "data.vertical_flip=false",
+    "data.rotate90=false",
+    "module.loss=ce+dice",
+    "module.include_background=false",
+    "module.scheduler=onecycle",
+    "module.lr=3e-3",
+    "module.weight_decay=1e-4",
+    "module.decay_norm_and_bias=true",
+    "callbacks=[default]",
 ]
 MODELS = {
     "reference": ("minimal reference recipe (plain)", REFERENCE),
@@ -60,6 +75,7 @@ MODELS = {
 DATASETS = {
     "pets": {"experiment": "pets_binary", "label": "Oxford-IIIT Pet (binary), 128 px, 20 epochs"},
     "isbi": {"experiment": "isbi2012", "label": "ISBI-2012 (membrane), 256 px, 40 epochs"},
+    "glas": {"experiment": "glas", "label": "GlaS (glands), 224 px, experiment=glas"},
     "smoke": {"experiment": "smoke", "label": "generated shapes (smoke)"},
 }
 
@@ -68,7 +84,9 @@ def run(command: list[str], log: Path) -> float:
     """Run a command from the repository root, log its output, return its wall time in seconds."""
     start = time.perf_counter()
     with open(log, "w") as f:
-        proc = subprocess.run(command, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        proc = subprocess.run(
+            command, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"}
+        )
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed with exit code {proc.returncode}; see {log}")
     return time.perf_counter() - start
@@ -99,13 +117,59 @@ def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Names
     else:
         seconds = run([sys.executable, "train.py", *overrides], workdir / f"{name}-train.log")
         timing.write_text(f"{seconds:.1f}\n")
-    eval_dir = run_dir / f"eval-{args.split}-best"
-    if not (eval_dir / "metrics.json").is_file():
-        run([sys.executable, "evaluate.py", f"ckpt_path={best}", f"split={args.split}", f"hydra.run.dir={eval_dir}"], workdir / f"{name}-eval-{args.split}.log")
-    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    metrics = evaluate(
+        best, run_dir / f"eval-{args.split}-best", args.split, [], workdir / f"{name}-eval-{args.split}.log"
+    )
+    tta = (
+        evaluate(
+            best,
+            run_dir / f"eval-{args.split}-best-tta",
+            args.split,
+            ["inference.tta=true"],
+            workdir / f"{name}-eval-{args.split}-tta.log",
+        )
+        if args.tta
+        else None
+    )
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    params = sum(v.numel() for k, v in state.items() if k.startswith("net.") and v.is_floating_point() and "running_" not in k)
-    return {"dataset": dataset, "model": model, "seed": seed, "metrics": metrics, "seconds": seconds, "params": params}
+    params = sum(
+        v.numel() for k, v in state.items() if k.startswith("net.") and v.is_floating_point() and "running_" not in k
+    )
+    return {
+        "dataset": dataset,
+        "model": model,
+        "seed": seed,
+        "metrics": metrics,
+        "tta": tta,
+        "seconds": seconds,
+        "params": params,
+        "epochs": epochs_run(run_dir),
+    }
+
+
+def evaluate(checkpoint: Path, eval_dir: Path, split: str, overrides: list[str], log: Path) -> dict:
+    """``evaluate.py`` on ``split`` (once: a folder with metrics.json is reused); its metrics."""
+    if not (eval_dir / "metrics.json").is_file():
+        run(
+            [
+                sys.executable,
+                "evaluate.py",
+                f"ckpt_path={checkpoint}",
+                f"split={split}",
+                *overrides,
+                f"hydra.run.dir={eval_dir}",
+            ],
+            log,
+        )
+    return json.loads((eval_dir / "metrics.json").read_text())
+
+
+def epochs_run(run_dir: Path) -> int | None:
+    """The epochs a run trained (fewer than trainer.max_epochs when early stopping ended it)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
 
 
 def finished(run_dir: Path) -> bool:
@@ -132,34 +196,76 @@ def mean_list(lists: list[list[float | None]]) -> list[float | None]:
 def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> str:
     rows = []
     for dataset in args.datasets:
-        plain = [r["metrics"]["dice"]["mean"] for r in results if r["dataset"] == dataset and r["model"] == "plain"]
+        plain = [
+            r["metrics"]["dice"]["per_image_mean"] for r in results if r["dataset"] == dataset and r["model"] == "plain"
+        ]
         for model in args.models:
             runs = [r for r in results if r["dataset"] == dataset and r["model"] == model]
             if not runs:
                 continue
-            dice = [r["metrics"]["dice"]["mean"] for r in runs]
-            delta = f"{statistics.mean(dice) - statistics.mean(plain):+.4f}" if plain and model != "plain" else "–"
+            per_image = [r["metrics"]["dice"]["per_image_mean"] for r in runs]
+            delta = f"{statistics.mean(per_image) - statistics.mean(plain):+.4f}" if plain and model != "plain" else "–"
             attention = [r["metrics"].get("attention", {}) for r in runs]
-            contrast = mean_list([a["gate_contrast"] for a in attention]) if all("gate_contrast" in a for a in attention) else None
-            entropy = mean_list([a["mhsa_head_entropy"] for a in attention]) if all("mhsa_head_entropy" in a for a in attention) else None
-            rows.append([
-                DATASETS[dataset]["label"] + (f", changed by {' '.join(args.common)}" if args.common else ""), MODELS[model][0], len(runs), f"{runs[0]['params']:,}",
-                mean_std(dice), mean_std([r["metrics"]["iou"]["mean"] for r in runs]),
-                mean_std([r["metrics"]["dice"]["per_image_mean"] for r in runs]), delta,
+            contrast = (
+                mean_list([a["gate_contrast"] for a in attention])
+                if all("gate_contrast" in a for a in attention)
+                else None
+            )
+            entropy = (
+                mean_list([a["mhsa_head_entropy"] for a in attention])
+                if all("mhsa_head_entropy" in a for a in attention)
+                else None
+            )
+            border = [a.get("mhsa_border_ratio") for a in attention]
+            row = [
+                DATASETS[dataset]["label"] + (f", changed by {' '.join(args.common)}" if args.common else ""),
+                MODELS[model][0],
+                len(runs),
+                f"{runs[0]['params']:,}",
+                mean_std(per_image),
+                mean_std([r["metrics"]["iou"]["per_image_mean"] for r in runs]),
+                mean_std([r["metrics"]["dice"]["mean"] for r in runs]),
+                mean_std([r["metrics"]["iou"]["mean"] for r in runs]),
+            ]
+            if args.tta:
+                row.append(mean_std([r["tta"]["dice"]["per_image_mean"] for r in runs if r.get("tta")]))
+            row += [
+                delta,
                 "–" if contrast is None else " / ".join("n/a" if c is None else f"{c:+.3f}" for c in contrast),
-                "–" if entropy is None else f"{' '.join(f'{e:.2f}' for e in entropy)} ({sum(e < 0.9 for e in entropy)}/{len(entropy)} < 0.9)",
+                "–" if None in border else f"{statistics.mean(border):.2f}",
+                "–"
+                if entropy is None
+                else f"{' '.join(f'{e:.2f}' for e in entropy)} ({sum(e < 0.9 for e in entropy)}/{len(entropy)} < 0.9)",
                 f"{statistics.mean(r['seconds'] for r in runs):.0f}",
-            ])
+                "–" if None in [r.get("epochs") for r in runs] else " / ".join(str(r["epochs"]) for r in runs),
+            ]
+            rows.append(row)
     header = [
-        "dataset", "model", "seeds", "parameters", f"Dice ({args.split})", "IoU", "Dice per image", "Δ Dice vs plain",
-        "gate contrast, levels 0/1/2/3", "MHSA head entropy / log N", "train s",
+        "dataset",
+        "model",
+        "seeds",
+        "parameters",
+        f"Dice per image ({args.split})",
+        "IoU per image",
+        "Dice (dataset)",
+        "IoU (dataset)",
+        *(["Dice per image, TTA"] if args.tta else []),
+        "Δ Dice per image vs plain",
+        "gate contrast, levels 0/1/2/3",
+        "MHSA border ratio",
+        "MHSA head entropy / log N",
+        "train s",
+        "epochs",
     ]
     seeds = ", ".join(str(s) for s in args.seeds)
     split = "held-out test split" if args.split == "test" else "validation split (for choosing settings)"
     text = [
-        f"Machine: {machine_line(torch.device(args.device))}" + (" (trainer=gpu: bf16-mixed)" if args.device == "cuda" else ""),
+        f"Machine: {machine_line(torch.device(args.device))}"
+        + (" (trainer=gpu: bf16-mixed)" if args.device == "cuda" else ""),
         f"Seeds {seeds}; best checkpoint (by val/dice) of each run scored on the {split}; mean ± sample std over seeds. "
-        "Dice/IoU: dataset-level over the foreground class; per image: mean over images (segattn/training/metrics.py).",
+        "Per image: score of each image, mean over images; dataset: TP/FP/FN summed over the split; both over the foreground "
+        "class (segattn/metrics/scores.py)."
+        + (" TTA: averaged over the test-time symmetries the run trained with." if args.tta else ""),
         f"Overrides of the segattn rows: {' '.join(args.override) or 'none'}; of every row: {' '.join(args.common) or 'none'}. "
         f"Run directories: {workdir}",
         "",
@@ -173,22 +279,43 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=["pets", "isbi"], choices=sorted(DATASETS))
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--split", default="test", choices=["test", "val"], help="val to choose settings; test for the final table")
-    parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides for the segattn (non-reference) rows")
-    parser.add_argument("--common", nargs="*", default=[],
-                        help="Hydra overrides for every row, the reference included (e.g. data.image_size=256 trainer.max_epochs=50); "
-                             "a row's own settings and --override win over them")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cuda: every run with trainer=gpu (bf16-mixed)")
+    parser.add_argument(
+        "--split", default="test", choices=["test", "val"], help="val to choose settings; test for the final table"
+    )
+    parser.add_argument(
+        "--override", nargs="*", default=[], help="Hydra overrides for the segattn (non-reference) rows"
+    )
+    parser.add_argument(
+        "--common",
+        nargs="*",
+        default=[],
+        help="Hydra overrides for every row, the reference included (e.g. data.image_size=256 trainer.max_epochs=50); "
+        "a row's own settings and --override win over them",
+    )
+    parser.add_argument(
+        "--device", choices=("cpu", "cuda"), default="cpu", help="cuda: every run with trainer=gpu (bf16-mixed)"
+    )
     parser.add_argument("--max-samples", type=int, default=None, help="cap per split (quick runs)")
-    parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "quality"), help="a timestamped folder is made in it")
-    parser.add_argument("--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused")
+    parser.add_argument(
+        "--tta", action="store_true", help="also score each checkpoint with test-time symmetries (inference.tta=true)"
+    )
+    parser.add_argument(
+        "--workdir", default=str(REPO_ROOT / "logs" / "quality"), help="a timestamped folder is made in it"
+    )
+    parser.add_argument(
+        "--resume", default=None, help="a run folder of an earlier invocation: its finished runs are reused"
+    )
     parser.add_argument("--output", default=None)
-    parser.add_argument("--smoke", action="store_true", help="generated data, 1 epoch, tiny model: checks the script works")
+    parser.add_argument(
+        "--smoke", action="store_true", help="generated data, 1 epoch, tiny model: checks the script works"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.datasets = ["smoke"]
     if any(d != "smoke" for d in args.datasets) and not os.environ.get("SEGATTN_DATA_DIR"):
-        raise SystemExit("set SEGATTN_DATA_DIR to the folder holding oxford-pets/ and isbi2012/ (e.g. ../shared/data)")
+        raise SystemExit(
+            "set SEGATTN_DATA_DIR to the folder holding oxford-pets/, isbi2012/ and glas/ (e.g. ../shared/data)"
+        )
     workdir = Path(args.resume) if args.resume else Path(args.workdir) / time.strftime("%Y-%m-%d_%H-%M-%S")
     workdir.mkdir(parents=True, exist_ok=True)
 

@@ -51,9 +51,14 @@ def launch(experiment: str, workdir: Path, index: int) -> dict[str, float]:
     """Seconds from launch to each stage of one ``train.py`` run."""
     clock = workdir / f"clock{index}.json"
     command = [
-        sys.executable, "train.py", f"experiment={experiment}", f"hydra.run.dir={workdir / f'run{index}'}",
-        "+trainer.max_steps=1", "trainer.enable_progress_bar=false",
-        "+callbacks.startup._target_=benchmarks.startup.StartupClock", f"+callbacks.startup.path={clock}",
+        sys.executable,
+        "train.py",
+        f"experiment={experiment}",
+        f"hydra.run.dir={workdir / f'run{index}'}",
+        "+trainer.max_steps=1",
+        "trainer.enable_progress_bar=false",
+        "+callbacks.startup._target_=benchmarks.startup.StartupClock",
+        f"+callbacks.startup.path={clock}",
     ]
     start = time.time()
     proc = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True)
@@ -78,15 +83,22 @@ def main() -> None:
         workdir = Path(tmp)
         launch(args.experiment, workdir, 0)  # warms the file cache
         runs = [launch(args.experiment, workdir, i) for i in range(1, args.repeats + 1)]
-        imports = {m: statistics.median(import_seconds(m) for _ in range(args.repeats)) for m in ("torch", "lightning", "segattn.cli.train")}
+        imports = {
+            m: statistics.median(import_seconds(m) for _ in range(args.repeats))
+            for m in ("torch", "lightning", "segattn.cli.train")
+        }
     rows = [[f"`python -c 'import {m}'`", f"{s:.2f}"] for m, s in imports.items()]
     for stage in ("configured", "fit set up", "first step"):
-        rows.append([f"train.py experiment={args.experiment}: {stage}", f"{statistics.median(r[stage] for r in runs):.2f}"])
-    text = "\n".join([
-        f"Start-up, seconds from launch (median of {args.repeats} warm runs). {machine_line(__import__('torch').device('cpu'))}",
-        "",
-        markdown_table(["stage", "seconds"], rows),
-    ])
+        rows.append(
+            [f"train.py experiment={args.experiment}: {stage}", f"{statistics.median(r[stage] for r in runs):.2f}"]
+        )
+    text = "\n".join(
+        [
+            f"Start-up, seconds from launch (median of {args.repeats} warm runs). {machine_line(__import__('torch').device('cpu'))}",
+            "",
+            markdown_table(["stage", "seconds"], rows),
+        ]
+    )
     emit(text, args.output)
 
 

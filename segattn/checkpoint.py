@@ -8,7 +8,6 @@ is then only used to instantiate its data settings from an allow-list of module 
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import zipfile
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 import torch
 
-from segattn.training.module import SegmentationModule
+from segattn.errors import CheckpointError
 
 #: Module prefixes a checkpoint's stored config may name in ``_target_``.
 ALLOWED_TARGET_PREFIXES = ("segattn.", "albumentations.")
@@ -25,7 +24,12 @@ ALLOWED_TARGET_PREFIXES = ("segattn.", "albumentations.")
 #: How every file written by ``torch.save`` starts: a zip archive (PyTorch >= 1.6), or a pickle of
 #: protocol 2 or later (the legacy format).
 CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
-_KNOWN_FORMATS = {b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image", b"\x1f\x8b": "a gzip file"}
+_KNOWN_FORMATS = {
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\x1f\x8b": "a gzip file",
+}
 
 
 def describe_file(head: bytes) -> str:
@@ -41,10 +45,6 @@ def describe_file(head: bytes) -> str:
         return f"a binary file starting with {head[:8]!r}"
     kind = "a JSON file" if text.lstrip().startswith(("{", "[")) else "a text file"
     return f"{kind} starting with {text.strip()[:30]!r}"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be used: unreadable, unsafe, or not of the expected model."""
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -66,7 +66,17 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: refused to load: it holds pickled objects other than tensors and plain containers "
             f"(weights-only loading protects against code execution). Detail: {str(err).splitlines()[0]}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+    ) as err:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {err}") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
@@ -96,32 +106,16 @@ def check_targets(node: Any, source: str, key: str = "") -> None:
             check_targets(v, source, f"{key}[{i}]")
 
 
-def module_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> SegmentationModule:
-    """Rebuild the LightningModule from the stored settings and load its weights strictly.
-
-    Any missing, unexpected or mis-shaped tensor is an error naming it: never a half-loaded model.
-    """
-    hparams = checkpoint["hyper_parameters"]
-    accepted = set(inspect.signature(SegmentationModule.__init__).parameters) - {"self"}
-    kwargs = {k: v for k, v in hparams.items() if k in accepted}
-    kwargs["compile"] = False
-    try:
-        module = SegmentationModule(**kwargs)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: its stored model settings do not build a model: {err}") from None
-    problems = weight_mismatches(module.state_dict(), checkpoint["state_dict"])
-    if problems:
-        raise CheckpointError(f"{path}: weights do not fit the model its settings describe: " + "; ".join(problems))
-    module.load_state_dict(checkpoint["state_dict"], strict=True)
-    return module
-
-
 def weight_mismatches(own: dict[str, torch.Tensor], stored: dict[str, torch.Tensor]) -> list[str]:
     """Missing, unexpected and mis-shaped tensors of ``stored`` against a model's ``own`` state dict,
     summarised (count and first names) for an error message; empty when they fit exactly."""
     missing = sorted(set(own) - set(stored))
     unexpected = sorted(set(stored) - set(own))
-    mismatched = [f"{k}: checkpoint {tuple(stored[k].shape)} vs model {tuple(v.shape)}" for k, v in own.items() if k in stored and stored[k].shape != v.shape]
+    mismatched = [
+        f"{k}: checkpoint {tuple(stored[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in stored and stored[k].shape != v.shape
+    ]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing (e.g. {missing[:3]})")

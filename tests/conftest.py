@@ -38,7 +38,9 @@ def tiny_pets(tmp_path: Path) -> Path:
     names = {"trainval": [f"Cat_{i}" for i in range(10)], "test": [f"Dog_{i}" for i in range(4)]}
     for i, name in enumerate(names["trainval"] + names["test"]):
         h, w = 30 + i, 40 + 2 * i
-        write_pair(root / "images" / f"{name}.jpg", root / "annotations" / "trimaps" / f"{name}.png", trimap(h, w, i), seed=i)
+        write_pair(
+            root / "images" / f"{name}.jpg", root / "annotations" / "trimaps" / f"{name}.png", trimap(h, w, i), seed=i
+        )
     for split, split_names in names.items():
         lines = ["#Image CLASS-ID SPECIES BREED ID"] + [f"{n} 1 1 1" for n in split_names]
         (root / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
@@ -53,7 +55,13 @@ def tiny_isbi(tmp_path: Path) -> Path:
         mask = np.full((32, 32), 255, dtype=np.uint8)
         mask[:, i : i + 2] = 0
         mask[i + 5, :] = 0
-        write_pair(root / "train" / "images" / f"{i:02d}.png", root / "train" / "masks" / f"{i:02d}.png", mask // 255, grey=True, seed=i)
+        write_pair(
+            root / "train" / "images" / f"{i:02d}.png",
+            root / "train" / "masks" / f"{i:02d}.png",
+            mask // 255,
+            grey=True,
+            seed=i,
+        )
         Image.fromarray(mask).save(root / "train" / "masks" / f"{i:02d}.png")
     return root
 
@@ -75,7 +83,9 @@ def real_data_dir() -> Path:
     """``$SEGATTN_DATA_DIR`` (CI: ../shared/data), or skip when it is not set."""
     value = os.environ.get("SEGATTN_DATA_DIR")
     if not value:
-        pytest.skip("SEGATTN_DATA_DIR is not set: real Oxford-IIIT Pet / ISBI-2012 tests need it (CI sets ../shared/data)")
+        pytest.skip(
+            "SEGATTN_DATA_DIR is not set: real Oxford-IIIT Pet / ISBI-2012 tests need it (CI sets ../shared/data)"
+        )
     path = Path(value)
     if not path.is_dir():
         pytest.fail(f"SEGATTN_DATA_DIR={value} is not a folder")

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
+from segattn.metrics.attention import AttentionStats, head_entropy, query_agreement
 from segattn.models import AttentionMaps, UNetAttention
-from segattn.training.attention_stats import AttentionStats, head_entropy, query_agreement
 
 
 def test_entropy_is_one_for_uniform_and_zero_for_one_hot_heads():

@@ -13,17 +13,17 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from segattn.checkpoint import CheckpointError, load_checkpoint
+from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import check_classes_match, clean_message
 from segattn.cli.predict import check_output_dir, output_names
-from segattn.cli.run_directory import RunDirectoryError, check_before_hydra, writable_problem
+from segattn.cli.run_directory import check_before_hydra, writable_problem
 from segattn.config.validation import fitted_problems, valid_sizes_text
 from segattn.data import FolderDataModule, SyntheticDataModule
 from segattn.data.checks import check_samples, scored_classes_problem
-from segattn.data.errors import DatasetContentError
+from segattn.data.resumable_loader import ResumableSampler, ShardSampler
+from segattn.errors import CheckpointError, DatasetContentError, RunDirectoryError
 from segattn.training.losses import SegmentationLoss
 from segattn.training.module import SegmentationModule
-from segattn.training.resumable_loader import ResumableSampler, ShardSampler
 from tests.test_reliability import compose_train, problems_of
 
 
@@ -46,7 +46,9 @@ def folder(root: Path, splits=("train", "val"), n: int = 3, value: int = 1, size
 @pytest.mark.parametrize("prefix", ["", "++"])
 def test_1_a_mask_mapping_given_replaces_the_default(tmp_path, prefix):
     root = folder(tmp_path / "d", value=1)
-    cfg = compose_train("data=folder", f"data.root={root}", f"{prefix}data.mask_mapping={{0:0,1:1}}", "data.num_workers=0")
+    cfg = compose_train(
+        "data=folder", f"data.root={root}", f"{prefix}data.mask_mapping={{0:0,1:1}}", "data.num_workers=0"
+    )
     assert dict(cfg.data.mask_mapping) == {0: 0, 1: 1}  # 255 is not kept from a default
     dm = instantiate(cfg.data)
     assert dm.num_classes == 2
@@ -60,7 +62,9 @@ def test_2_an_empty_validation_split_is_refused_naming_the_fix(tmp_path):
     root = folder(tmp_path / "d", splits=("train",))
     cfg = compose_train("data=folder", f"data.root={root}")
     problems = "\n".join(fitted_problems(cfg, instantiate(cfg.data), 1))
-    assert "the validation split is empty" in problems and "best.ckpt" in problems and f"{root / 'val'}/images" in problems
+    assert (
+        "the validation split is empty" in problems and "best.ckpt" in problems and f"{root / 'val'}/images" in problems
+    )
     cfg = compose_train("data=folder", f"data.root={tmp_path / 'unsplit'}", "data.val_fraction=0")
     flat = tmp_path / "unsplit"
     for i in range(4):
@@ -92,11 +96,17 @@ def test_5_type_errors_and_class_weights_get_the_up_front_message():
 
 
 def test_6_a_single_image_batch_at_a_1x1_bottleneck_is_refused_and_sizes_are_named_once():
-    cfg = compose_train("model.depth=5", "data.image_size=32", "data.num_train=17", "model.base_channels=4", "model.heads=1")
+    cfg = compose_train(
+        "model.depth=5", "data.image_size=32", "data.num_train=17", "model.base_channels=4", "model.heads=1"
+    )
     problems = "\n".join(fitted_problems(cfg, instantiate(cfg.data), 1))
     assert "1x1 bottleneck" in problems and "data.image_size >= 64" in problems
-    assert "9 training images per process" in "\n".join(fitted_problems(cfg, instantiate(cfg.data), 2))  # counted per process
-    cfg = compose_train("model.depth=5", "data.image_size=32", "data.num_train=16", "model.base_channels=4", "model.heads=1")
+    assert "9 training images per process" in "\n".join(
+        fitted_problems(cfg, instantiate(cfg.data), 2)
+    )  # counted per process
+    cfg = compose_train(
+        "model.depth=5", "data.image_size=32", "data.num_train=16", "model.base_channels=4", "model.heads=1"
+    )
     assert not fitted_problems(cfg, instantiate(cfg.data), 1)  # batches of 4 only: fine
     assert valid_sizes_text(64, 256) == "256" and valid_sizes_text(30, 4) == "28 or 32"
     assert "256 or 256" not in problems_of("model.depth=8", "data.image_size=64")
@@ -125,7 +135,9 @@ def test_4_every_bad_file_is_named_before_training(tmp_path):
     (images / "train0.jpg").write_bytes((images / "train0.jpg").read_bytes()[:60])  # truncated JPEG
     (images / "train1.png").unlink()
     (images / "train1.jpg").write_text("not an image")  # a text file named .jpg
-    Image.fromarray(np.full((16, 16), 7, dtype=np.uint8)).save(root / "val" / "masks" / "val2.png")  # value outside the mapping
+    Image.fromarray(np.full((16, 16), 7, dtype=np.uint8)).save(
+        root / "val" / "masks" / "val2.png"
+    )  # value outside the mapping
     dm = FolderDataModule(root=str(root), mask_mapping={0: 0, 1: 1}, image_size=16)
     with pytest.raises(DatasetContentError) as info:
         check_samples(dm, ("train", "val"), workers=2)
@@ -163,7 +175,9 @@ def test_7_a_batch_whose_pixels_are_all_ignored_has_a_finite_zero_gradient_loss(
     value.backward()
     assert value.item() == 0.0 and torch.isfinite(logits.grad).all() and logits.grad.abs().max() == 0
     target = torch.randint(0, 3, (2, 8, 8))  # and otherwise the usual weighted mean
-    expected = torch.nn.functional.cross_entropy(logits, target, weight=None if weights is None else torch.tensor(weights), ignore_index=2)
+    expected = torch.nn.functional.cross_entropy(
+        logits, target, weight=None if weights is None else torch.tensor(weights), ignore_index=2
+    )
     torch.testing.assert_close(loss.cross_entropy(logits, target), expected)
 
 
@@ -192,7 +206,10 @@ def test_8_a_file_that_is_no_checkpoint_says_what_it_is(tmp_path, name, content,
 def test_9_classes_of_checkpoint_and_data_must_agree():
     checkpoint = {"hyper_parameters": {"class_names": ["background", "pet"], "net": {"in_channels": 3}}}
     trimap = SimpleNamespace(class_names=["background", "pet", "border"], in_channels=3)
-    with pytest.raises(CheckpointError, match=r"trained on the classes \['background', 'pet'\], but the data as configured has \['background', 'pet', 'border'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"trained on the classes \['background', 'pet'\], but the data as configured has \['background', 'pet', 'border'\]",
+    ):
         check_classes_match(checkpoint, trimap, "b.ckpt")
     checkpoint["hyper_parameters"]["class_names"] = trimap.class_names
     check_classes_match(checkpoint, trimap, "t.ckpt")
@@ -207,7 +224,12 @@ def _steps(max_epochs, max_steps, num_train=16, world_size=1):
     module = SegmentationModule(net=dict(depth=2, base_channels=8, heads=2), class_names=["a", "b"])
     data = SyntheticDataModule(image_size=32, batch_size=4, num_train=num_train)
     module._trainer = SimpleNamespace(
-        datamodule=data, max_steps=max_steps, max_epochs=max_epochs, world_size=world_size, limit_train_batches=1.0, accumulate_grad_batches=1,
+        datamodule=data,
+        max_steps=max_steps,
+        max_epochs=max_epochs,
+        world_size=world_size,
+        limit_train_batches=1.0,
+        accumulate_grad_batches=1,
     )
     return module.total_training_steps()
 
@@ -217,7 +239,10 @@ def test_11_the_schedule_spans_whichever_limit_ends_the_run_first():
     assert _steps(max_epochs=20, max_steps=10) == 10
     assert _steps(max_epochs=-1, max_steps=10) == 10 and _steps(max_epochs=None, max_steps=10) == 10
     assert _steps(max_epochs=3, max_steps=-1, num_train=17, world_size=2) == 3 * 3  # 9 per process: 3 batches
-    assert "trainer.max_epochs: got -1 (no limit) and trainer.max_steps is not set, but module.scheduler=onecycle" in problems_of("trainer.max_epochs=-1")
+    assert (
+        "trainer.max_epochs: got -1 (no limit) and trainer.max_steps is not set, but module.scheduler=onecycle"
+        in problems_of("trainer.max_epochs=-1")
+    )
     assert "trainer.max_epochs: got null; expected an integer >= 1" in problems_of("trainer.max_epochs=null")
     for ok in (["trainer.max_epochs=-1", "+trainer.max_steps=10"], ["trainer.max_epochs=-1", "module.scheduler=none"]):
         from segattn.config import validate_train_config
@@ -234,7 +259,9 @@ def test_14_an_unusable_run_directory_is_named(tmp_path):
     assert writable_problem(blocker) == f"{blocker} is a file, not a folder"
     assert writable_problem(blocker / "run") == f"{blocker} is a file, so no folder can be made under it"
     assert writable_problem(tmp_path / "new" / "run") is None
-    with pytest.raises(RunDirectoryError, match=r"hydra.run.dir=.*file/run: .* is a file, so no folder can be made under it"):
+    with pytest.raises(
+        RunDirectoryError, match=r"hydra.run.dir=.*file/run: .* is a file, so no folder can be made under it"
+    ):
         check_before_hydra([f"hydra.run.dir={blocker / 'run'}"], "train")
 
 
@@ -250,8 +277,12 @@ def test_15_a_folder_holding_a_run_is_refused_before_hydra_touches_it(tmp_path):
     (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
     with pytest.raises(RunDirectoryError, match=f"resume that run with ckpt_path={run / 'checkpoints' / 'last.ckpt'}"):
         check_before_hydra([f"hydra.run.dir={run}"], "train")
-    check_before_hydra([f"hydra.run.dir={run}", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], "train")  # resuming it: fine
-    with pytest.raises(RunDirectoryError, match="evaluate.py and segattn-predict write their results into a run directory of their own"):
+    check_before_hydra(
+        [f"hydra.run.dir={run}", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], "train"
+    )  # resuming it: fine
+    with pytest.raises(
+        RunDirectoryError, match="evaluate.py and segattn-predict write their results into a run directory of their own"
+    ):
         check_before_hydra([f"hydra.run.dir={run}", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], "evaluate")
     check_before_hydra([f"hydra.run.dir={tmp_path / 'new'}"], "evaluate")
     check_before_hydra(["-m", f"hydra.run.dir={run}"], "train")  # sweeps write to hydra.sweep.dir
@@ -264,7 +295,13 @@ def test_16_outputs_are_unique_and_never_replace_files(tmp_path):
     images = [tmp_path / "cat.jpg", tmp_path / "cat.png", tmp_path / "dog.png"]
     assert output_names(images) == {images[0]: "cat_jpg", images[1]: "cat_png", images[2]: "dog"}
     # Extensions differing only in case, and a stem that is another image's derived name.
-    clash = [tmp_path / "cat.png", tmp_path / "cat.PNG", tmp_path / "cat_png.jpg", tmp_path / "Dog.png", tmp_path / "dog.jpg"]
+    clash = [
+        tmp_path / "cat.png",
+        tmp_path / "cat.PNG",
+        tmp_path / "cat_png.jpg",
+        tmp_path / "Dog.png",
+        tmp_path / "dog.jpg",
+    ]
     names = output_names(clash)
     assert len({n.lower() for n in names.values()}) == len(clash)  # every mask its own file, even ignoring case
     assert names[clash[2]] == "cat_png" and {names[clash[0]], names[clash[1]]} == {"cat_png_2", "cat_png_3"}
@@ -272,10 +309,13 @@ def test_16_outputs_are_unique_and_never_replace_files(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "dog_mask.png").write_bytes(b"keep")
-    with pytest.raises(FileExistsError, match=r"already holds 1 of the files this run would write \(first: dog_mask.png\); nothing was overwritten"):
+    with pytest.raises(
+        FileExistsError,
+        match=r"already holds 1 of the files this run would write \(first: dog_mask.png\); nothing was overwritten",
+    ):
         check_output_dir(tmp_path, out, ["cat_jpg_mask.png", "dog_mask.png"])
     with pytest.raises(FileExistsError, match="is the input_dir"):
-        check_output_dir(tmp_path, tmp_path / "." , [])
+        check_output_dir(tmp_path, tmp_path / ".", [])
     with pytest.raises(FileExistsError, match="is a file, not a folder"):
         check_output_dir(tmp_path, out / "dog_mask.png", [])
     assert (out / "dog_mask.png").read_bytes() == b"keep"
@@ -308,9 +348,11 @@ def test_model_channels_and_classes_come_from_the_data_and_a_different_value_is_
     from omegaconf import OmegaConf
 
     from segattn.cli.train import network_kwargs
-    from segattn.config import ConfigError
+    from segattn.errors import ConfigError
 
-    model = OmegaConf.create({"_target_": "segattn.models.UNetAttention", "in_channels": None, "num_classes": None, "depth": 2})
+    model = OmegaConf.create(
+        {"_target_": "segattn.models.UNetAttention", "in_channels": None, "num_classes": None, "depth": 2}
+    )
     assert network_kwargs(model, 1, 3) == {"in_channels": 1, "num_classes": 3, "depth": 2}
     model.num_classes = 5
     with pytest.raises(ConfigError, match=r"model.num_classes: got 5, but the data has 3; leave it null"):

@@ -13,7 +13,7 @@ def test_cached_items_equal_items_read_from_disk(tiny_pets):
     for split in ("train", "val", "test"):
         a, b = plain.dataset(split), cached.dataset(split)
         assert b._cache is not None and len(b._cache) == len(a)
-        for key in ([(e, i) for e in range(3) for i in range(len(a))] if split == "train" else range(len(a))):
+        for key in [(e, i) for e in range(3) for i in range(len(a))] if split == "train" else range(len(a)):
             x, y = a[key], b[key]
             assert torch.equal(x["image"], y["image"]) and torch.equal(x["mask"], y["mask"]), (split, key)
     # The resized arrays are what is kept: 24×24 images, not the originals.

@@ -10,16 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from segattn.data import (
-    DatasetContentError,
-    DatasetLayoutError,
-    FolderDataModule,
-    ISBI2012DataModule,
-    OxfordPetsDataModule,
-)
-from segattn.data.io import read_image, read_mask
+from segattn.data import FolderDataModule, ISBI2012DataModule, OxfordPetsDataModule
 from segattn.data.folder import mask_suffix_of
+from segattn.data.io import read_image, read_mask
 from segattn.data.mask_values import infer_binary_mapping
+from segattn.errors import DatasetContentError, DatasetLayoutError
 
 
 def item_named(dm, split: str, name: str) -> dict:
@@ -69,7 +64,10 @@ def test_pets_trimap_value_outside_1_2_3_is_named(tiny_pets):
     trimap[0, :3] = [0, 4, 4]
     Image.fromarray(trimap).save(tiny_pets / "annotations" / "trimaps" / "Cat_5.png")
     dm = OxfordPetsDataModule(root=str(tiny_pets), val_fraction=0.0)
-    with pytest.raises(DatasetContentError, match=r"Cat_5\.png holds values \[0, 4\] that the mask mapping does not cover; mapped values: \[1, 2, 3\]"):
+    with pytest.raises(
+        DatasetContentError,
+        match=r"Cat_5\.png holds values \[0, 4\] that the mask mapping does not cover; mapped values: \[1, 2, 3\]",
+    ):
         item_named(dm, "train", "Cat_5")
 
 
@@ -103,7 +101,9 @@ def test_isbi_missing_root_names_it_and_says_how_to_get_the_data(tmp_path):
 def test_folder_masks_without_images_are_counted_or_skipped(tiny_folder, caplog):
     for i in (7, 8):
         (tiny_folder / "images" / f"img{i}.png").unlink()
-    with pytest.raises(DatasetContentError, match=r"2 masks in .*masks have their image missing on disk \(first: img7, img8\)"):
+    with pytest.raises(
+        DatasetContentError, match=r"2 masks in .*masks have their image missing on disk \(first: img7, img8\)"
+    ):
         FolderDataModule(root=str(tiny_folder)).setup()
     with caplog.at_level(logging.WARNING, logger="segattn.data"):
         dm = FolderDataModule(root=str(tiny_folder), skip_missing=True)
@@ -151,8 +151,15 @@ def test_folder_mapping_to_ignore_index_and_class_count(tiny_folder):
     mask = np.zeros((24, 36), dtype=np.uint8)
     mask[:, :10], mask[:, 30:] = 128, 255
     Image.fromarray(mask).save(tiny_folder / "masks" / "img0.png")
-    dm = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 128: 1, 255: 255}, ignore_index=255, class_names=["bg", "thing"],
-                          val_fraction=0.0, test_fraction=0.0, image_size=36)
+    dm = FolderDataModule(
+        root=str(tiny_folder),
+        mask_mapping={0: 0, 128: 1, 255: 255},
+        ignore_index=255,
+        class_names=["bg", "thing"],
+        val_fraction=0.0,
+        test_fraction=0.0,
+        image_size=36,
+    )
     assert (dm.num_classes, dm.ignore_index, dm.class_names) == (2, 255, ["bg", "thing"])
     sample = next(s for s in dm.dataset("train").samples if s.name == "img0")
     _, mapped = sample.load(False, dm.dataset("train").table)
@@ -188,7 +195,9 @@ def test_folder_without_a_mapping_reads_binary_masks_saved_as_0_1_or_0_255(tiny_
 
     as_255 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0, augment="none")
     expected = masks(as_255)
-    assert as_255.mask_mapping() == {0: 0, 255: 1} and all(set(m.unique().tolist()) == {0, 1} for m in expected.values())
+    assert as_255.mask_mapping() == {0: 0, 255: 1} and all(
+        set(m.unique().tolist()) == {0, 1} for m in expected.values()
+    )
     for path in (tiny_folder / "masks").iterdir():
         Image.fromarray((np.array(Image.open(path)) > 0).astype(np.uint8)).save(path)
     as_01 = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0, augment="none")
@@ -207,7 +216,9 @@ def test_folder_without_a_mapping_reads_jpeg_masks_as_binary_from_128(tiny_folde
         path.unlink()
         jpeg = np.asarray(Image.open(path.with_suffix(".jpg")))
         assert len(np.unique(jpeg)) > 2 and not (jpeg == jpeg[..., :1]).all()  # what the test is about
-        expected[path.stem] = torch.from_numpy((np.asarray(Image.open(path.with_suffix(".jpg")).convert("L")) >= 128).astype(np.int64))
+        expected[path.stem] = torch.from_numpy(
+            (np.asarray(Image.open(path.with_suffix(".jpg")).convert("L")) >= 128).astype(np.int64)
+        )
     dm = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0, augment="none", image_size=36)
     for name in ("img0", "img9"):
         sample = next(s for s in dm.dataset("train").samples if s.name == name)
@@ -225,7 +236,9 @@ def test_folder_without_a_mapping_reads_jpeg_masks_as_binary_from_128(tiny_folde
     mapping = infer_binary_mapping(small, tiny_folder)
     assert (mapping[0], mapping[1], mapping[127]) == (0, 1, 1)
     exact = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0)
-    with pytest.raises(DatasetContentError, match=r"img0\.jpg holds values .*a JPEG mask.*leave data\.mask_mapping null"):
+    with pytest.raises(
+        DatasetContentError, match=r"img0\.jpg holds values .*a JPEG mask.*leave data\.mask_mapping null"
+    ):
         item_named(exact, "train", "img0")
 
 
@@ -234,15 +247,22 @@ def test_folder_without_a_mapping_refuses_other_values_and_suggests_one(tiny_fol
     mask[:, 10:20], mask[:, 20:] = 1, 2
     Image.fromarray(mask).save(tiny_folder / "masks" / "img3.png")
     dm = FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0)
-    with pytest.raises(DatasetContentError, match=r"hold the values 0, 1, 2, 255 \(e\.g\. 2 in .*img3\.png\).*'data\.mask_mapping=\{0:0,1:1,2:2,255:3\}'"):
+    with pytest.raises(
+        DatasetContentError,
+        match=r"hold the values 0, 1, 2, 255 \(e\.g\. 2 in .*img3\.png\).*'data\.mask_mapping=\{0:0,1:1,2:2,255:3\}'",
+    ):
         dm.dataset("train")
     # Instance labels (one value per object): no per-value suggestion.
     Image.fromarray(np.arange(24 * 36, dtype=np.uint8).reshape(24, 36) % 40).save(tiny_folder / "masks" / "img3.png")
-    with pytest.raises(DatasetContentError, match=r"0, 1, 2, .*, \.\.\. .*41 different values look like instance labels"):
+    with pytest.raises(
+        DatasetContentError, match=r"0, 1, 2, .*, \.\.\. .*41 different values look like instance labels"
+    ):
         FolderDataModule(root=str(tiny_folder), val_fraction=0.0, test_fraction=0.0).dataset("train")
     # Given, a mapping is used as is.
     Image.fromarray(mask).save(tiny_folder / "masks" / "img3.png")
-    given = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 1: 1, 2: 2, 255: 1}, val_fraction=0.0, test_fraction=0.0)
+    given = FolderDataModule(
+        root=str(tiny_folder), mask_mapping={0: 0, 1: 1, 2: 2, 255: 1}, val_fraction=0.0, test_fraction=0.0
+    )
     assert set(item_named(given, "train", "img3")["mask"].unique().tolist()) == {0, 1, 2}
 
 
@@ -288,7 +308,9 @@ def test_wide_grey_images_are_stretched_by_their_own_percentiles(tmp_path):
     Image.fromarray(ramp.reshape(20, 50)).save(tmp_path / "wide.png")
     grey = read_image(tmp_path / "wide.png", grey=True)
     low, high = np.percentile(ramp.astype(np.float64), (1.0, 99.8))
-    expected = np.rint(np.clip((ramp.astype(np.float64) - low) / (high - low), 0, 1) * 255).astype(np.uint8).reshape(20, 50)
+    expected = (
+        np.rint(np.clip((ramp.astype(np.float64) - low) / (high - low), 0, 1) * 255).astype(np.uint8).reshape(20, 50)
+    )
     assert grey.dtype == np.uint8 and np.array_equal(grey, expected)
     assert grey.min() == 0 and grey.max() == 255 and len(np.unique(grey)) > 200  # full contrast, not 16 levels
     assert np.array_equal(read_image(tmp_path / "wide.png"), np.repeat(grey[..., None], 3, axis=2))
@@ -301,7 +323,9 @@ def test_wide_grey_images_are_stretched_by_their_own_percentiles(tmp_path):
     sparse = np.full((100, 100), 100, dtype=np.uint16)
     sparse[:2, :5] = 4000
     Image.fromarray(sparse).save(tmp_path / "sparse.png")
-    assert np.array_equal(read_image(tmp_path / "sparse.png", grey=True), np.where(sparse == 4000, 255, 0).astype(np.uint8))
+    assert np.array_equal(
+        read_image(tmp_path / "sparse.png", grey=True), np.where(sparse == 4000, 255, 0).astype(np.uint8)
+    )
     Image.fromarray(np.array([[0.0, np.nan]], dtype=np.float32)).save(tmp_path / "nan.tif")
     with pytest.raises(DatasetContentError, match=r"nan\.tif has NaN or infinite pixel values"):
         read_image(tmp_path / "nan.tif")
@@ -315,10 +339,16 @@ def test_sixteen_bit_masks_keep_small_values_and_reject_large_ones(tiny_folder):
     mask[0, 0] = 1000
     Image.fromarray(mask).save(tiny_folder / "masks" / "img4.png")
     with pytest.raises(DatasetContentError, match=r"img4\.png holds values \[1000\]"):
-        item_named(FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0), "train", "img4")
+        item_named(
+            FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0),
+            "train",
+            "img4",
+        )
     # 16-bit values map like 8-bit ones (0/65535 masks, label images with more than 255 values).
     Image.fromarray(((mask > 0) * 65535).astype(np.uint16)).save(tiny_folder / "masks" / "img4.png")
-    wide = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1, 65535: 1}, val_fraction=0.0, test_fraction=0.0)
+    wide = FolderDataModule(
+        root=str(tiny_folder), mask_mapping={0: 0, 255: 1, 65535: 1}, val_fraction=0.0, test_fraction=0.0
+    )
     sample = next(s for s in wide.dataset("train").samples if s.name == "img4")
     assert np.array_equal(sample.load(False, wide.dataset("train").table)[1], (mask > 0).astype(np.int64))
     with pytest.raises(DatasetContentError, match=r"values 0, 255, 65535 .*'data\.mask_mapping=\{0:0,255:1,65535:2\}'"):

@@ -13,22 +13,18 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from segattn.data import (
-    DatasetContentError,
-    DatasetLayoutError,
-    FolderDataModule,
-    ISBI2012DataModule,
-    OxfordPetsDataModule,
-    SyntheticDataModule,
-)
+from segattn.data import FolderDataModule, ISBI2012DataModule, OxfordPetsDataModule, SyntheticDataModule
 from segattn.data.splits import natural_key
+from segattn.errors import DatasetContentError, DatasetLayoutError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "data"
 
 
 def data_config(name: str, data_dir: Path, **overrides) -> object:
     """A data YAML composed the way Hydra does, with ``paths.data_dir`` set, then instantiated."""
-    cfg = OmegaConf.create({"paths": {"data_dir": str(data_dir)}, "seed": 42, "data": OmegaConf.load(CONFIGS / f"{name}.yaml")})
+    cfg = OmegaConf.create(
+        {"paths": {"data_dir": str(data_dir)}, "seed": 42, "data": OmegaConf.load(CONFIGS / f"{name}.yaml")}
+    )
     for key, value in overrides.items():
         cfg.data[key] = value
     return instantiate(cfg.data)
@@ -53,7 +49,9 @@ def test_pets_binary_counts_border_as_pet_and_trimap_keeps_three_classes(tiny_pe
     name = "Cat_0"
     raw = np.array(Image.open(tiny_pets / "annotations" / "trimaps" / f"{name}.png"))
     binary = OxfordPetsDataModule(root=str(tiny_pets), image_size=32, val_fraction=0.0)
-    trimap = OxfordPetsDataModule(root=str(tiny_pets), image_size=32, val_fraction=0.0, task="trimap", ignore_border=True)
+    trimap = OxfordPetsDataModule(
+        root=str(tiny_pets), image_size=32, val_fraction=0.0, task="trimap", ignore_border=True
+    )
     sample = next(s for s in binary.dataset("train").samples if s.name == name)
     _, b = sample.load(False, binary.dataset("train").table)
     _, t = sample.load(False, trimap.dataset("train").table)
@@ -123,7 +121,10 @@ def test_missing_layout_part_is_named(tiny_pets):
 def test_listed_but_missing_files_are_counted_and_named_or_skipped(tiny_pets, caplog):
     (tiny_pets / "images" / "Cat_3.jpg").unlink()
     (tiny_pets / "annotations" / "trimaps" / "Cat_7.png").unlink()
-    with pytest.raises(DatasetContentError, match=r"2 of the 10 images in annotations/trainval.txt are missing on disk \(first: Cat_3, Cat_7\)"):
+    with pytest.raises(
+        DatasetContentError,
+        match=r"2 of the 10 images in annotations/trainval.txt are missing on disk \(first: Cat_3, Cat_7\)",
+    ):
         OxfordPetsDataModule(root=str(tiny_pets)).setup()
     with caplog.at_level(logging.WARNING):
         dm = OxfordPetsDataModule(root=str(tiny_pets), skip_missing=True, val_fraction=0.0)
@@ -148,11 +149,16 @@ def test_size_mismatch_names_both_files_and_sizes(tiny_pets):
 
 
 def test_mask_values_outside_the_mapping_name_file_and_values(tiny_folder):
-    Image.fromarray(np.array([[0, 255, 7], [128, 0, 0]], dtype=np.uint8).repeat(12, 0).repeat(12, 1)).save(tiny_folder / "masks" / "img3.png")
+    Image.fromarray(np.array([[0, 255, 7], [128, 0, 0]], dtype=np.uint8).repeat(12, 0).repeat(12, 1)).save(
+        tiny_folder / "masks" / "img3.png"
+    )
     Image.new("RGB", (36, 24)).save(tiny_folder / "images" / "img3.png")
     dm = FolderDataModule(root=str(tiny_folder), mask_mapping={0: 0, 255: 1}, val_fraction=0.0, test_fraction=0.0)
     index = dm.dataset("train").names.index("img3")
-    with pytest.raises(DatasetContentError, match=r"img3\.png holds values \[7, 128\] that the mask mapping does not cover; mapped values: \[0, 255\]"):
+    with pytest.raises(
+        DatasetContentError,
+        match=r"img3\.png holds values \[7, 128\] that the mask mapping does not cover; mapped values: \[0, 255\]",
+    ):
         dm.dataset("train")[index]
 
 
@@ -210,7 +216,9 @@ def test_folder_with_split_subfolders_and_grey_images(tiny_folder, tmp_path):
 
 def test_folder_unpaired_files_are_counted(tiny_folder):
     (tiny_folder / "masks" / "img5.png").unlink()
-    with pytest.raises(DatasetContentError, match=r"1 images in .*images have their mask missing on disk \(first: img5\)"):
+    with pytest.raises(
+        DatasetContentError, match=r"1 images in .*images have their mask missing on disk \(first: img5\)"
+    ):
         FolderDataModule(root=str(tiny_folder)).setup()
 
 
@@ -266,7 +274,12 @@ def test_augmentation_is_seeded_per_epoch_and_sample(tiny_pets):
 
 
 def test_data_yamls_instantiate_with_hydra(tmp_path):
-    for name, cls in (("oxford_pets", OxfordPetsDataModule), ("isbi2012", ISBI2012DataModule), ("folder", FolderDataModule), ("synthetic", SyntheticDataModule)):
+    for name, cls in (
+        ("oxford_pets", OxfordPetsDataModule),
+        ("isbi2012", ISBI2012DataModule),
+        ("folder", FolderDataModule),
+        ("synthetic", SyntheticDataModule),
+    ):
         dm = data_config(name, tmp_path)
         assert isinstance(dm, cls)
         assert isinstance(dm.train_transform, A.Compose) and isinstance(dm.eval_transform, A.Compose)
@@ -278,7 +291,11 @@ def test_synthetic_data_is_deterministic_and_learnable_shape():
     x, y = a.dataset("val")[2], b.dataset("val")[2]
     assert torch.equal(x["image"], y["image"]) and torch.equal(x["mask"], y["mask"])
     assert x["mask"].max() >= 1
-    assert SyntheticDataModule(num_classes=3, in_channels=1, image_size=16).dataset("test")[0]["image"].shape == (1, 16, 16)
+    assert SyntheticDataModule(num_classes=3, in_channels=1, image_size=16).dataset("test")[0]["image"].shape == (
+        1,
+        16,
+        16,
+    )
 
 
 # --- real data (SEGATTN_DATA_DIR) ------------------------------------------------------------------------

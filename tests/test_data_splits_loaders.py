@@ -28,7 +28,9 @@ def names_of(dm) -> dict[str, list[str]]:
 
 def compose(name: str, data_dir: Path, **top) -> OmegaConf:
     """The data YAML under ``data`` beside ``paths.data_dir``, as the lead's configs compose it."""
-    return OmegaConf.create({"paths": {"data_dir": str(data_dir)}, **top, "data": OmegaConf.load(CONFIGS / f"{name}.yaml")})
+    return OmegaConf.create(
+        {"paths": {"data_dir": str(data_dir)}, **top, "data": OmegaConf.load(CONFIGS / f"{name}.yaml")}
+    )
 
 
 # --- splits --------------------------------------------------------------------------------------------
@@ -53,7 +55,10 @@ def test_seeded_cap_is_deterministic_ordered_and_not_just_the_head():
 
 
 def test_isbi_and_folder_splits_depend_on_the_seed_only(tiny_isbi, tiny_folder):
-    for make in (lambda seed: ISBI2012DataModule(root=str(tiny_isbi), seed=seed), lambda seed: FolderDataModule(root=str(tiny_folder), seed=seed)):
+    for make in (
+        lambda seed: ISBI2012DataModule(root=str(tiny_isbi), seed=seed),
+        lambda seed: FolderDataModule(root=str(tiny_folder), seed=seed),
+    ):
         first = names_of(make(1))
         assert first == names_of(make(1))
         assert any(names_of(make(seed)) != first for seed in range(2, 6))
@@ -108,7 +113,9 @@ def test_default_train_pipeline_keeps_masks_aligned(rgb):
     image = np.stack([image] * 3, axis=-1) if rgb else image
     stats = ((0.0,) * 3, (1.0,) * 3) if rgb else ((0.0,), (1.0,))
     pipeline = train_pipeline(32, stats, rgb=rgb)
-    geometric = A.Compose([t for t in pipeline.transforms if not isinstance(t, (A.ColorJitter, A.RandomBrightnessContrast))])
+    geometric = A.Compose(
+        [t for t in pipeline.transforms if not isinstance(t, (A.ColorJitter, A.RandomBrightnessContrast))]
+    )
     for trial in range(15):
         geometric.set_random_seed(trial)
         out = geometric(image=image, mask=mask)
@@ -188,7 +195,9 @@ def test_synthetic_intensity_follows_the_class():
 def test_yaml_seed_follows_the_run_seed_and_null_falls_back(tmp_path):
     assert instantiate(compose("oxford_pets", tmp_path, seed=7).data).seed == 7
     assert instantiate(compose("oxford_pets", tmp_path).data).seed == 42  # no run seed: the YAML default
-    assert instantiate(compose("oxford_pets", tmp_path, seed=None).data).seed == 42  # seed: null never makes splits random
+    assert (
+        instantiate(compose("oxford_pets", tmp_path, seed=None).data).seed == 42
+    )  # seed: null never makes splits random
     assert instantiate(compose("synthetic", tmp_path, seed=None).data).seed == 0
 
 

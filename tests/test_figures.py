@@ -4,8 +4,8 @@ images and queries; the Pet download decision and its offline failure."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 import urllib.error
+from types import SimpleNamespace
 
 import albumentations as A
 import numpy as np
@@ -15,11 +15,18 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from matplotlib.patches import StepPatch
 
 from segattn.data import OxfordPetsDataModule
-from segattn.data.errors import DatasetLayoutError
 from segattn.data.oxford_pets import should_download
+from segattn.errors import DatasetLayoutError
 from segattn.figures import (
-    choose_queries, denormalize, gate_figure, image_dice, normalization_of, prediction_figure, self_attention_figure,
-    varied_sample, worst_k,
+    choose_queries,
+    denormalize,
+    gate_figure,
+    image_dice,
+    normalization_of,
+    prediction_figure,
+    self_attention_figure,
+    varied_sample,
+    worst_k,
 )
 from segattn.figures.self_attention import probability_norm
 from segattn.models import UNetAttention
@@ -65,8 +72,15 @@ def test_denormalize_inverts_each_channel_with_the_pipelines_mean_and_std():
 def test_prediction_figure_has_four_labelled_panels_the_dice_and_a_readable_size(model_outputs):
     image, mask, prediction, _ = model_outputs
     dice = image_dice(prediction, mask, 2)
-    fig = prediction_figure(denormalize(image, None), mask, prediction, name="cat_1", dice=dice, class_names=["background", "pet"],
-                            original_size=(375, 500))
+    fig = prediction_figure(
+        denormalize(image, None),
+        mask,
+        prediction,
+        name="cat_1",
+        dice=dice,
+        class_names=["background", "pet"],
+        original_size=(375, 500),
+    )
     assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "ground truth", "prediction", "errors"]
     assert f"Dice {dice:.3f}" in fig._suptitle.get_text()
     width, height = pixels(fig)
@@ -80,7 +94,9 @@ def test_image_dice_scores_foreground_classes_and_is_nan_without_any():
     assert image_dice(torch.tensor([[0, 1], [0, 1]]), target, 2) == pytest.approx(2 * 2 / (2 + 3))
     assert math.isnan(image_dice(torch.zeros(2, 2), torch.zeros(2, 2), 2))
     # ignored target pixels count for nothing, whatever is predicted there
-    assert image_dice(torch.tensor([[2, 2], [0, 2]]), torch.tensor([[2, 2], [1, 1]]), 3, ignore_index=1) == pytest.approx(1.0)
+    assert image_dice(
+        torch.tensor([[2, 2], [0, 2]]), torch.tensor([[2, 2], [1, 1]]), 3, ignore_index=1
+    ) == pytest.approx(1.0)
 
 
 def test_self_attention_figure_has_a_row_per_head_and_a_fixed_scale_marking_one_over_n(model_outputs):
@@ -89,10 +105,14 @@ def test_self_attention_figure_has_a_row_per_head_and_a_fixed_scale_marking_one_
     queries = choose_queries(mask, grid, 3)
     fig = self_attention_figure(denormalize(image, None), maps.self_attention[0], grid, queries, name="x", target=mask)
     heads, n = maps.self_attention.shape[1], grid[0] * grid[1]
-    heatmaps = [im for ax in fig.axes if ax.get_label() != "<colorbar>" for im in ax.images if im.get_cmap().name == "magma"]
+    heatmaps = [
+        im for ax in fig.axes if ax.get_label() != "<colorbar>" for im in ax.images if im.get_cmap().name == "magma"
+    ]
     assert len(heatmaps) == heads * len(queries)  # one panel per head and query
     assert len(fig.axes) == 3  # photo, the panels' mosaic, colour bar: not one axes per panel (slow to draw)
-    row_labels = sorted(t.get_text().split("\n")[0] for ax in fig.axes for t in ax.texts if t.get_text().startswith("head"))
+    row_labels = sorted(
+        t.get_text().split("\n")[0] for ax in fig.axes for t in ax.texts if t.get_text().startswith("head")
+    )
     assert row_labels == [f"head {k}" for k in range(heads)]
     # Panel (head k, query j) shows query j's row of head k's weights.
     r, c, _ = queries[-1]
@@ -101,8 +121,12 @@ def test_self_attention_figure_has_a_row_per_head_and_a_fixed_scale_marking_one_
     assert has_colour_bar(fig)
     bar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
     assert any(f"1/N = {1 / n:.3g}" in t.get_text() for t in bar.get_yticklabels())
-    assert all((im.norm.vmin, im.norm.vmax) == (probability_norm(n).vmin, 1.0) for im in heatmaps)  # the same scale every epoch
-    averaged = self_attention_figure(denormalize(image, None), maps.self_attention[0], grid, queries, name="x", per_head=False)
+    assert all(
+        (im.norm.vmin, im.norm.vmax) == (probability_norm(n).vmin, 1.0) for im in heatmaps
+    )  # the same scale every epoch
+    averaged = self_attention_figure(
+        denormalize(image, None), maps.self_attention[0], grid, queries, name="x", per_head=False
+    )
     assert pixels(averaged)[1] < pixels(fig)[1]
     with pytest.raises(ValueError, match="weights must be"):
         self_attention_figure(denormalize(image, None), maps.self_attention[0], (3, 3), queries, name="x")
@@ -127,9 +151,12 @@ def test_gate_figure_shows_every_level_on_zero_to_one_with_histograms(model_outp
     width, height = pixels(fig)
     assert width >= 600 and height >= 300
     # A model without MHCA at some levels: the panels are titled by their real level.
-    later = gate_figure(denormalize(image, None), [g[0] for g in maps.gates[1:]], mask, name="x", levels=maps.gate_levels[1:])
+    later = gate_figure(
+        denormalize(image, None), [g[0] for g in maps.gates[1:]], mask, name="x", levels=maps.gate_levels[1:]
+    )
     assert [ax.get_title().split(":")[0] for ax in later.axes if ax.get_title().startswith("level")] == [
-        f"level {i}" for i in maps.gate_levels[1:]]
+        f"level {i}" for i in maps.gate_levels[1:]
+    ]
     with pytest.raises(ValueError, match="levels"):
         gate_figure(denormalize(image, None), [g[0] for g in maps.gates], mask, name="x", levels=[1])
 
@@ -169,11 +196,19 @@ def test_figures_wait_min_interval_s_between_drawings_except_on_the_last_epoch(m
     monkeypatch.setattr(images.time, "monotonic", lambda: clock[0])
     callback = AttentionImageLogger(every_n_epochs=5, worst_k=0, min_interval_s=30)
     drawn = []
-    monkeypatch.setattr(callback, "log_figures", lambda writer, trainer, module, dataset: drawn.append(trainer.current_epoch))
+    monkeypatch.setattr(
+        callback, "log_figures", lambda writer, trainer, module, dataset: drawn.append(trainer.current_epoch)
+    )
     logger = TensorBoardLogger.__new__(TensorBoardLogger)
     monkeypatch.setattr(TensorBoardLogger, "experiment", property(lambda self: None))
-    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, current_epoch=0, max_epochs=30, loggers=[logger],
-                              datamodule=SimpleNamespace(dataset=lambda split: [0]))
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        is_global_zero=True,
+        current_epoch=0,
+        max_epochs=30,
+        loggers=[logger],
+        datamodule=SimpleNamespace(dataset=lambda split: [0]),
+    )
     module = SimpleNamespace(training=False, eval=lambda: None, train=lambda mode: None)
     for epoch in range(30):  # 4 s per epoch: logging epochs 4, 9, 14, ... are 20 s apart
         trainer.current_epoch = epoch
@@ -224,18 +259,27 @@ def test_offline_auto_download_ends_with_the_missing_data_message(tmp_path, monk
 
 def test_worst_images_are_ranked_from_the_validation_steps_own_predictions(monkeypatch):
     callback = AttentionImageLogger(every_n_epochs=5, worst_k=1)
-    trainer = SimpleNamespace(sanity_checking=False, is_global_zero=True, current_epoch=4, max_epochs=20,
-                              datamodule=SimpleNamespace(ignore_index=None))
+    trainer = SimpleNamespace(
+        sanity_checking=False,
+        is_global_zero=True,
+        current_epoch=4,
+        max_epochs=20,
+        datamodule=SimpleNamespace(ignore_index=None),
+    )
     module = SimpleNamespace(net=SimpleNamespace(num_classes=2))
     mask = torch.zeros(2, 4, 4, dtype=torch.long)
     mask[:, :2] = 1
     predictions = torch.stack([mask[0], 1 - mask[1]])  # "a" exactly right, "b" exactly wrong
     callback.on_validation_epoch_start(trainer, module)  # epoch 5 (counting from 1): a drawing epoch
-    callback.on_validation_batch_end(trainer, module, {"predictions": predictions}, {"name": ["a", "b"], "mask": mask}, 0)
+    callback.on_validation_batch_end(
+        trainer, module, {"predictions": predictions}, {"name": ["a", "b"], "mask": mask}, 0
+    )
     assert callback.scores_from_validation(SimpleNamespace(names=["b", "a"])) == [0.0, 1.0]  # in the dataset's order
     assert callback.scores_from_validation(SimpleNamespace(names=["a", "b", "c"])) is None  # "c" was not validated
     assert callback.scores_from_validation(SimpleNamespace(names=["a", "a"])) is None  # names must identify images
     trainer.current_epoch = 5  # not a drawing epoch: nothing is collected
     callback.on_validation_epoch_start(trainer, module)
-    callback.on_validation_batch_end(trainer, module, {"predictions": predictions}, {"name": ["a", "b"], "mask": mask}, 0)
+    callback.on_validation_batch_end(
+        trainer, module, {"predictions": predictions}, {"name": ["a", "b"], "mask": mask}, 0
+    )
     assert callback.scores_from_validation(SimpleNamespace(names=["a", "b"])) is None

@@ -7,11 +7,19 @@ import itertools
 import pytest
 import torch
 
-from segattn.inference import InferenceSettings, gaussian_importance, predict_probabilities, sliding_window_probabilities, window_starts
+from segattn.inference import (
+    InferenceSettings,
+    gaussian_importance,
+    predict_probabilities,
+    sliding_window_probabilities,
+    window_starts,
+)
 from segattn.models import UNetAttention
 
 
-@pytest.mark.parametrize("length,window,overlap", [(100, 32, 0.5), (64, 64, 0.5), (20, 32, 0.5), (97, 16, 0.25), (300, 128, 0.0)])
+@pytest.mark.parametrize(
+    "length,window,overlap", [(100, 32, 0.5), (64, 64, 0.5), (20, 32, 0.5), (97, 16, 0.25), (300, 128, 0.0)]
+)
 def test_window_starts_cover_the_image_with_the_overlap_asked(length, window, overlap):
     starts = window_starts(length, window, overlap)
     assert starts[0] == 0 and starts[-1] == max(0, length - window)
@@ -48,7 +56,9 @@ def test_sliding_window_matches_a_brute_force_reference():
     torch.testing.assert_close(fast, num / den, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(fast.sum(1), torch.ones(2, 45, 70))
     # Batching the windows does not change anything.
-    torch.testing.assert_close(sliding_window_probabilities(position_dependent_net, image, window, 3, overlap, batch_size=1), fast)
+    torch.testing.assert_close(
+        sliding_window_probabilities(position_dependent_net, image, window, 3, overlap, batch_size=1), fast
+    )
 
 
 def test_pointwise_network_gives_the_whole_image_softmax_whatever_the_windows():
@@ -57,7 +67,9 @@ def test_pointwise_network_gives_the_whole_image_softmax_whatever_the_windows():
     with torch.no_grad():
         direct = conv(image).softmax(1)
         for window, overlap in [(16, 0.5), (32, 0.25), (64, 0.0)]:
-            torch.testing.assert_close(sliding_window_probabilities(conv, image, window, 4, overlap), direct, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(
+                sliding_window_probabilities(conv, image, window, 4, overlap), direct, rtol=1e-5, atol=1e-6
+            )
 
 
 def test_small_images_are_padded_to_the_window_and_to_the_model_multiple():
@@ -75,13 +87,25 @@ def test_flips_average_equals_the_manual_average():
     image = torch.randn(2, 3, 32, 48)
     with torch.no_grad():
         tta = predict_probabilities(model, image, 2, InferenceSettings(tta=True), window=32, multiple=4)
-        manual = sum(model(image.flip(d)).softmax(1).flip(d) if d else model(image).softmax(1) for d in [(), (-1,), (-2,), (-2, -1)]) / 4
+        manual = (
+            sum(
+                model(image.flip(d)).softmax(1).flip(d) if d else model(image).softmax(1)
+                for d in [(), (-1,), (-2,), (-2, -1)]
+            )
+            / 4
+        )
         torch.testing.assert_close(tta, manual, rtol=1e-5, atol=1e-6)
         plain = predict_probabilities(model, image, 2, InferenceSettings(), window=32, multiple=4)
         torch.testing.assert_close(plain, model(image).softmax(1))
-        window = predict_probabilities(model, image, 2, InferenceSettings(mode="sliding_window", tta=True), window=16, multiple=4)
-        horizontal = predict_probabilities(model, image, 2, InferenceSettings(tta=True, tta_vertical=False), window=32, multiple=4)
-        torch.testing.assert_close(horizontal, (model(image).softmax(1) + model(image.flip(-1)).softmax(1).flip(-1)) / 2, rtol=1e-5, atol=1e-6)
+        window = predict_probabilities(
+            model, image, 2, InferenceSettings(mode="sliding_window", tta=True), window=16, multiple=4
+        )
+        horizontal = predict_probabilities(
+            model, image, 2, InferenceSettings(tta=True, tta_vertical=False), window=32, multiple=4
+        )
+        torch.testing.assert_close(
+            horizontal, (model(image).softmax(1) + model(image.flip(-1)).softmax(1).flip(-1)) / 2, rtol=1e-5, atol=1e-6
+        )
     assert window.shape == (2, 2, 32, 48)
 
 
@@ -91,9 +115,18 @@ def test_test_time_flips_follow_the_training_flips_unless_set(tiny_isbi):
     from segattn.training.module import SegmentationModule
 
     net = dict(in_channels=1, depth=2, base_channels=8, heads=2)
-    for trained_vertical, given, expected in [(False, None, False), (True, None, True), (False, True, True), (True, False, False)]:
+    for trained_vertical, given, expected in [
+        (False, None, False),
+        (True, None, True),
+        (False, True, True),
+        (True, False, False),
+    ]:
         module = SegmentationModule(net=net, class_names=["cell", "membrane"])
-        prepare_inference(module, ISBI2012DataModule(root=str(tiny_isbi), image_size=16, vertical_flip=trained_vertical), {"tta": True, "tta_vertical": given})
+        prepare_inference(
+            module,
+            ISBI2012DataModule(root=str(tiny_isbi), image_size=16, vertical_flip=trained_vertical),
+            {"tta": True, "tta_vertical": given},
+        )
         assert module.inference.tta_vertical is expected
 
 

@@ -16,8 +16,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # 24 training images / batch 4 = 6 steps per epoch, 2 epochs, a checkpoint after every step,
 # augmentation on (random flips), shuffled data.
 COMMON = [
-    "experiment=smoke", "data.num_train=24", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
-    "callbacks.step_checkpoint.every_n_train_steps=1", "callbacks.attention_images=null",
+    "experiment=smoke",
+    "data.num_train=24",
+    "trainer.max_epochs=2",
+    "trainer.enable_progress_bar=false",
+    "callbacks.step_checkpoint.every_n_train_steps=1",
+    "callbacks.attention_images=null",
 ]
 STEPS_PER_EPOCH = 6
 
@@ -44,7 +48,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
 
     killed = tmp_path / "killed"
     last = killed / "checkpoints" / "last.ckpt"
-    proc = subprocess.Popen(train_command(killed), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        train_command(killed), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     kill_after = STEPS_PER_EPOCH + 2  # in the middle of the second epoch
     try:
         deadline = time.monotonic() + 600
@@ -62,7 +68,9 @@ def test_sigkill_mid_epoch_then_resume_matches_an_uninterrupted_run(tmp_path):
     assert step_at_kill % STEPS_PER_EPOCH != 0, f"killed at step {step_at_kill}, not mid-epoch"
     assert step_at_kill < 2 * STEPS_PER_EPOCH
 
-    subprocess.run(train_command(killed, f"ckpt_path={last}"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        train_command(killed, f"ckpt_path={last}"), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600
+    )
 
     weights_alone, dice_alone, steps_alone = final_state(alone)
     weights_resumed, dice_resumed, steps_resumed = final_state(killed)
@@ -79,16 +87,28 @@ def test_two_process_run_resumed_mid_epoch_matches_an_uninterrupted_one(tmp_path
     which is what a run killed there leaves, kept here from the uninterrupted run)."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     ddp = ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"]
-    keep_steps = ["callbacks.step_checkpoint.save_top_k=-1", "++callbacks.step_checkpoint.filename=\"at{step}\"",
-                  "++callbacks.step_checkpoint.auto_insert_metric_name=false"]
+    keep_steps = [
+        "callbacks.step_checkpoint.save_top_k=-1",
+        '++callbacks.step_checkpoint.filename="at{step}"',
+        "++callbacks.step_checkpoint.auto_insert_metric_name=false",
+    ]
     alone = tmp_path / "alone"
-    subprocess.run(train_command(alone, *ddp, *keep_steps), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        train_command(alone, *ddp, *keep_steps), cwd=ROOT, env=env, check=True, capture_output=True, timeout=600
+    )
     steps_per_epoch = STEPS_PER_EPOCH // 2  # 12 images per process, batch 4
     middle = [p for p in (alone / "checkpoints").glob("at*.ckpt") if load(p)["global_step"] == steps_per_epoch + 1]
     assert middle, sorted(p.name for p in (alone / "checkpoints").iterdir())
 
     resumed = tmp_path / "resumed"
-    proc = subprocess.run(train_command(resumed, *ddp, f"ckpt_path={middle[0]}"), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        train_command(resumed, *ddp, f"ckpt_path={middle[0]}"),
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     weights_alone, _, steps_alone = final_state(alone)
     weights_resumed, _, steps_resumed = final_state(resumed)

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardIndex
 
+from segattn.metrics.scores import SegmentationScores, flatten_scores
 from segattn.training.losses import SegmentationLoss, SoftDiceLoss
-from segattn.training.metrics import SegmentationScores, flatten_scores
 
 
 def test_perfect_prediction_gives_low_loss_and_wrong_gives_high():
@@ -62,7 +62,9 @@ def test_scores_match_direct_computation_and_torchmetrics():
     scores.update(preds[2:], target[2:])
     report = scores.compute()
     jaccard = MulticlassJaccardIndex(3, average="none", ignore_index=None, zero_division=0)(preds, target)
-    f1 = MulticlassF1Score(3, average="none", multidim_average="global", ignore_index=None, zero_division=0)(preds, target)
+    f1 = MulticlassF1Score(3, average="none", multidim_average="global", ignore_index=None, zero_division=0)(
+        preds, target
+    )
     assert report["num_images"] == 5
     for c, name in enumerate(["bg", "a", "b"]):
         assert report["iou"]["per_class"][name] == pytest.approx(float(jaccard[c]))

@@ -11,7 +11,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segattn.models import AttentionMaps, MultiHeadCrossAttentionGate, MultiHeadSelfAttention2d, UNetAttention, sincos_2d
+from segattn.models import (
+    AttentionMaps,
+    MultiHeadCrossAttentionGate,
+    MultiHeadSelfAttention2d,
+    UNetAttention,
+    sincos_2d,
+)
 from segattn.models.positional_encoding import _cached_positions, positions
 from segattn.models.token_pooling import key_value_grid
 
@@ -40,7 +46,11 @@ def test_every_parameter_receives_a_gradient():
     torch.manual_seed(0)
     model = UNetAttention(**TINY)
     model(torch.randn(2, 3, 32, 32)).square().mean().backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
+    missing = [
+        n
+        for n, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0
+    ]
     assert missing == []
 
 
@@ -136,7 +146,9 @@ def test_attention_maps_shapes_and_ranges():
     # Queries on the decoder feature's full grid (so the gate keeps its resolution), keys and
     # values pooled to at most max_tokens cells; heads = channels // head_dim; rows sum to 1.
     assert maps.cross_attention_sizes == [(32, 16), (16, 8), (8, 4)]
-    for level, ((qh, qw), (kh, kw), w) in enumerate(zip(maps.cross_attention_sizes, maps.cross_attention_key_sizes, maps.cross_attention)):
+    for level, ((qh, qw), (kh, kw), w) in enumerate(
+        zip(maps.cross_attention_sizes, maps.cross_attention_key_sizes, maps.cross_attention)
+    ):
         heads = (8 * 2**level) // 4
         assert kh * kw <= 16
         assert w.shape == (2, heads, qh * qw, kh * kw)
@@ -156,7 +168,9 @@ def test_cross_attention_levels_leave_out_skips_and_keep_checkpoint_keys():
     parameters of a gated level have the same names as in the model with every level gated."""
     torch.manual_seed(0)
     every = UNetAttention(depth=3, base_channels=8, heads=4, head_dim=4, max_tokens=16).eval()
-    some = UNetAttention(depth=3, base_channels=8, heads=4, head_dim=4, max_tokens=16, cross_attention_levels=[2, 1]).eval()
+    some = UNetAttention(
+        depth=3, base_channels=8, heads=4, head_dim=4, max_tokens=16, cross_attention_levels=[2, 1]
+    ).eval()
     assert list(some.cross_attention) == ["1", "2"]
     names_every = {n for n in every.state_dict() if n.startswith("cross_attention.")}
     names_some = {n for n in some.state_dict() if n.startswith("cross_attention.")}
@@ -182,7 +196,11 @@ def test_cross_attention_levels_leave_out_skips_and_keep_checkpoint_keys():
 def test_cross_attention_projections_are_signed_learned_linear_maps():
     """No ReLU before the dot product: queries and keys take both signs from the start."""
     gate = MultiHeadCrossAttentionGate(16, 32, head_dim=8)
-    assert isinstance(gate.query, torch.nn.Linear) and isinstance(gate.key, torch.nn.Linear) and isinstance(gate.value, torch.nn.Linear)
+    assert (
+        isinstance(gate.query, torch.nn.Linear)
+        and isinstance(gate.key, torch.nn.Linear)
+        and isinstance(gate.value, torch.nn.Linear)
+    )
     coarse = torch.relu(torch.randn(2, 32, 4, 4))  # decoder features are non-negative
     q = gate.query(gate.coarse_norm(coarse.flatten(2).transpose(1, 2)))
     assert (q < 0).any() and (q > 0).any()
@@ -261,7 +279,10 @@ def test_input_size_not_divisible_is_a_clear_error():
         (dict(base_channels=12, heads=7), r"channels=192 is not divisible by heads=7"),
         (dict(base_channels=8, head_dim=0), r"head_dim must be a positive integer"),
         (dict(base_channels=8, gate_channels="all"), r"gate_channels must be one of"),
-        (dict(depth=2, base_channels=8, deep_supervision=2), r"deep_supervision must be an integer in \[0, depth - 1 = 1\]"),
+        (
+            dict(depth=2, base_channels=8, deep_supervision=2),
+            r"deep_supervision must be an integer in \[0, depth - 1 = 1\]",
+        ),
         (dict(base_channels=8, heads=0), r"heads must be >= 1"),
         (dict(base_channels=6, heads=2), r"divisible by 4"),
         (dict(depth=0), r"depth must be a positive integer"),

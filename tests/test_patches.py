@@ -41,7 +41,15 @@ def test_small_images_are_padded_with_the_ignore_label_and_crops_match_the_image
     img, m = sample_patch(image, mask, 16, 0.0, np.random.default_rng(0), pad_label=7)
     assert img.shape == (16, 16) and (m == 7).sum() == 16 * 16 - 10 * 12
     assert ((img % 2)[m != 7] == m[m != 7]).all() and (img[m == 7] == 0).all()
-    rgb, _ = sample_patch(np.zeros((10, 12, 3), dtype=np.uint8), mask, 16, 0.0, np.random.default_rng(0), pad_label=7, fill=(124, 116, 104))
+    rgb, _ = sample_patch(
+        np.zeros((10, 12, 3), dtype=np.uint8),
+        mask,
+        16,
+        0.0,
+        np.random.default_rng(0),
+        pad_label=7,
+        fill=(124, 116, 104),
+    )
     assert (rgb[0, 0] == (124, 116, 104)).all() and (rgb[8, 8] == 0).all()  # fill per channel; the image kept
     big = np.arange(40 * 50).reshape(40, 50)
     crop, cmask = sample_patch(big, big % 3, 16, 0.0, np.random.default_rng(3), pad_label=7)
@@ -77,7 +85,9 @@ def test_patch_mode_data_module(tiny_isbi):
     outside = padded["mask"] == PAD_LABEL
     assert outside.sum() == 48 * 48 - 32 * 32 and padded["image"][0][outside].abs().max() < 0.01
     # Strong augmentation on patches: the patch is the crop (no resize), then flips, affine, jitter.
-    strong = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16, foreground_fraction=1.0, augment="strong").dataset("train")
+    strong = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16, foreground_fraction=1.0, augment="strong").dataset(
+        "train"
+    )
     items = [strong[(epoch, 1)] for epoch in range(4)]
     assert all(item["image"].shape == (1, 16, 16) and item["mask"].shape == (16, 16) for item in items)
     assert set(torch.cat([item["mask"].flatten() for item in items]).tolist()) <= {0, 1, PAD_LABEL}
@@ -130,10 +140,25 @@ def test_folder_of_large_tiles_trains_on_patches_and_evaluates_by_sliding_window
                 (tmp_path / "tiles" / split / sub).mkdir(parents=True, exist_ok=True)
                 Image.fromarray(array).save(tmp_path / "tiles" / split / sub / f"t{i}.png")
     run_dir = tmp_path / "run"
-    common = ["model.depth=2", "model.base_channels=8", "model.heads=2", "data.batch_size=2", "data.num_workers=0",
-              "trainer.enable_progress_bar=false", "callbacks.attention_images.worst_k=1"]
-    proc = run("train.py", "data=folder", f"data.root={tmp_path / 'tiles'}", "data.patch_size=32", "inference.mode=sliding_window",
-               "trainer.max_epochs=2", f"hydra.run.dir={run_dir}", *common)
+    common = [
+        "model.depth=2",
+        "model.base_channels=8",
+        "model.heads=2",
+        "data.batch_size=2",
+        "data.num_workers=0",
+        "trainer.enable_progress_bar=false",
+        "callbacks.attention_images.worst_k=1",
+    ]
+    proc = run(
+        "train.py",
+        "data=folder",
+        f"data.root={tmp_path / 'tiles'}",
+        "data.patch_size=32",
+        "inference.mode=sliding_window",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={run_dir}",
+        *common,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -142,7 +167,14 @@ def test_folder_of_large_tiles_trains_on_patches_and_evaluates_by_sliding_window
     events.Reload()
     images = events.Tags()["images"]  # figures of the last epoch, on the central window of native-size tiles
     assert any(t.startswith("val_gates/") for t in images) and any(t.startswith("val_predictions/") for t in images)
-    refused = run("train.py", "data=folder", f"data.root={tmp_path / 'tiles'}", "data.patch_size=32", f"hydra.run.dir={tmp_path / 'r2'}", *common)
+    refused = run(
+        "train.py",
+        "data=folder",
+        f"data.root={tmp_path / 'tiles'}",
+        "data.patch_size=32",
+        f"hydra.run.dir={tmp_path / 'r2'}",
+        *common,
+    )
     assert refused.returncode == 2 and "inference.mode=sliding_window" in refused.stdout + refused.stderr
     results = {}
     for name, extra in (("window", []), ("flips", ["inference.tta=true"]), ("native", ["resolution=native"])):
@@ -162,16 +194,21 @@ def test_native_resolution_scores_resized_predictions_on_the_original_masks(tmp_
     """A resize-trained model scored at native resolution: predictions upsampled to each
     image's own size and compared with its original mask (checked by hand)."""
     run_dir = tmp_path / "run"
-    proc = run("train.py", "experiment=smoke", "data.generated_size=48", f"hydra.run.dir={run_dir}", "trainer.max_epochs=1")
+    proc = run(
+        "train.py", "experiment=smoke", "data.generated_size=48", f"hydra.run.dir={run_dir}", "trainer.max_epochs=1"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = tmp_path / "native"
-    proc = run("evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}", "resolution=native")
+    proc = run(
+        "evaluate.py", f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", f"hydra.run.dir={out}", "resolution=native"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resolution"] == "native" and metrics["inference"]["mode"] == "resize"
 
-    from segattn.checkpoint import load_checkpoint, module_from_checkpoint
+    from segattn.checkpoint import load_checkpoint
     from segattn.cli.common import datamodule_from_checkpoint
+    from segattn.training.module import module_from_checkpoint
 
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     module = module_from_checkpoint(checkpoint).eval()
@@ -183,7 +220,9 @@ def test_native_resolution_scores_resized_predictions_on_the_original_masks(tmp_
         assert mask.shape == (48, 48)
         x = torch.from_numpy(dataset.transform(image=image)["image"].transpose(2, 0, 1)).float()[None]
         with torch.no_grad():
-            probs = torch.nn.functional.interpolate(module(x).softmax(1), size=(48, 48), mode="bilinear", align_corners=False)
+            probs = torch.nn.functional.interpolate(
+                module(x).softmax(1), size=(48, 48), mode="bilinear", align_corners=False
+            )
         pred, truth = probs.argmax(1)[0].numpy(), mask
         tp += ((pred == 1) & (truth == 1)).sum()
         fp += ((pred == 1) & (truth != 1)).sum()
@@ -200,13 +239,19 @@ def test_patch_and_window_settings_are_checked_before_training():
     assert any("data.patch_size: got 200; must be a multiple of 2**model.depth = 16 (e.g. 192)" in p for p in problems)
     assert any("inference.window: got 100" in p for p in problems)
     assert any("without data.patch_size" in p for p in inference_problems(base, {"patch_size": None}, 4))
-    assert any("set inference.mode=sliding_window" in p for p in inference_problems({**base, "mode": "resize"}, {"patch_size": 64}, 4))
+    assert any(
+        "set inference.mode=sliding_window" in p
+        for p in inference_problems({**base, "mode": "resize"}, {"patch_size": 64}, 4)
+    )
 
 
 def test_central_window_has_one_size_for_images_of_any_size():
     from segattn.training.attention_images import central_window
 
-    items = [{"image": torch.randn(3, h, w), "mask": torch.zeros(h, w, dtype=torch.long), "name": "x"} for h, w in [(300, 500), (20, 30), (64, 64)]]
+    items = [
+        {"image": torch.randn(3, h, w), "mask": torch.zeros(h, w, dtype=torch.long), "name": "x"}
+        for h, w in [(300, 500), (20, 30), (64, 64)]
+    ]
     windows = [central_window(it, 50, 16, pad_label=255) for it in items]
     assert all(w["image"].shape == (3, 64, 64) and w["mask"].shape == (64, 64) for w in windows)
     assert (windows[1]["mask"] == 255).sum() == 64 * 64 - 20 * 30  # padding is ignored
@@ -215,17 +260,21 @@ def test_central_window_has_one_size_for_images_of_any_size():
 
 def test_inference_setup_of_evaluate_and_predict(tiny_isbi):
     from segattn.cli.inference_setup import prepare_inference
-    from segattn.config import ConfigError
+    from segattn.errors import ConfigError
     from segattn.training.module import SegmentationModule
 
     net = dict(in_channels=1, depth=2, base_channels=8, heads=2)
     resized = ISBI2012DataModule(root=str(tiny_isbi), image_size=16)
     module = SegmentationModule(net=net, class_names=["cell", "membrane"])
     prepare_inference(module, resized, {"mode": "sliding_window", "tta": None})
-    assert module.inference.window == 16 and resized.native_size  # the window of the training size, images at native scale
+    assert (
+        module.inference.window == 16 and resized.native_size
+    )  # the window of the training size, images at native scale
     assert resized.dataset("test")[0]["image"].shape == (1, 32, 32) and resized.test_dataloader().batch_size == 1
     patches = ISBI2012DataModule(root=str(tiny_isbi), patch_size=16)
-    module = SegmentationModule(net=net, class_names=["cell", "membrane"], inference={"mode": "sliding_window", "window": 16})
+    module = SegmentationModule(
+        net=net, class_names=["cell", "membrane"], inference={"mode": "sliding_window", "window": 16}
+    )
     with pytest.raises(ConfigError, match="sliding window only"):
         prepare_inference(module, patches, {"mode": "resize"})
     with pytest.raises(ConfigError, match=r"inference.window: got 10; the model needs a multiple of 2\*\*depth = 4"):

@@ -8,17 +8,23 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
+from segattn.checkpoint import load_checkpoint
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.cli.train import RunDirectoryError, check_run_directory
-from segattn.config import ConfigError, validate_train_config
+from segattn.cli.train import check_run_directory
+from segattn.config import validate_train_config
+from segattn.errors import CheckpointError, ConfigError, RunDirectoryError
 from segattn.training.atomic_checkpoint_io import atomic_torch_save
+from segattn.training.module import module_from_checkpoint
 
 
 def compose_train(*overrides: str):
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=["experiment=smoke", "paths.output_dir=/tmp/segattn-unused", *overrides], return_hydra_config=False)
+        return compose(
+            "train",
+            overrides=["experiment=smoke", "paths.output_dir=/tmp/segattn-unused", *overrides],
+            return_hydra_config=False,
+        )
 
 
 def problems_of(*overrides: str) -> str:
@@ -38,8 +44,14 @@ def test_default_and_experiment_configs_are_valid():
     "override,expected",
     [
         ("model.heads=3", "model.heads: got 3, which does not divide the bottleneck's 32 channels"),
-        ("model.cross_attention_levels=[0,5]", "model.cross_attention_levels: got [0, 5]; expected null (every level) or a non-empty list"),
-        ("data.image_size=30", "data.image_size: got 30; must be a multiple of 2**model.depth = 4 (nearest valid: 28 or 32)"),
+        (
+            "model.cross_attention_levels=[0,5]",
+            "model.cross_attention_levels: got [0, 5]; expected null (every level) or a non-empty list",
+        ),
+        (
+            "data.image_size=30",
+            "data.image_size: got 30; must be a multiple of 2**model.depth = 4 (nearest valid: 28 or 32)",
+        ),
         ("module.lr=-0.1", "module.lr: got -0.1; expected a learning rate > 0"),
         ("module.loss=focal", "module.loss: got 'focal'; allowed: ce, dice, ce+dice"),
         ("module.scheduler=step", "module.scheduler: got 'step'; allowed: cosine, onecycle, none"),
@@ -61,12 +73,16 @@ def test_class_weights_without_a_cross_entropy_term_are_refused():
     assert "module.class_weights: they weight the cross-entropy term, and module.loss=dice has none" in problems_of(
         "module.loss=dice", "module.class_weights=[1.0,2.0]"
     )
-    validate_train_config(compose_train("module.loss=ce+dice", "module.class_weights=[1.0,2.0]"))  # weights the CE term: fine
+    validate_train_config(
+        compose_train("module.loss=ce+dice", "module.class_weights=[1.0,2.0]")
+    )  # weights the CE term: fine
 
 
 def test_cross_attention_levels_are_checked_even_without_cross_attention():
     """The model checks the levels whatever the switch says; the config check must catch it first."""
-    assert "model.cross_attention_levels: got [9]; expected null" in problems_of("model.cross_attention=false", "model.cross_attention_levels=[9]")
+    assert "model.cross_attention_levels: got [9]; expected null" in problems_of(
+        "model.cross_attention=false", "model.cross_attention_levels=[9]"
+    )
 
 
 def test_all_problems_are_reported_at_once():
@@ -175,7 +191,14 @@ class _NaNAtStep:
         return value * float("nan") if self.module.global_step == self.step else value
 
 
-def _fit_with_nan(tmp_path: Path, policy: str, defer: bool | None = None, step: int = 5, checkpoints: bool = True, validate: bool = True):
+def _fit_with_nan(
+    tmp_path: Path,
+    policy: str,
+    defer: bool | None = None,
+    step: int = 5,
+    checkpoints: bool = True,
+    validate: bool = True,
+):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint
 
@@ -185,14 +208,24 @@ def _fit_with_nan(tmp_path: Path, policy: str, defer: bool | None = None, step: 
 
     L.seed_everything(0)
     data = SyntheticDataModule(image_size=32, batch_size=4)  # 16 images: 4 steps per epoch
-    module = SegmentationModule(net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names, nonfinite_loss=policy)
+    module = SegmentationModule(
+        net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names, nonfinite_loss=policy
+    )
     module.defer_finite_check = defer
     object.__setattr__(module, "criterion", _NaNAtStep(module.criterion, module, step=step))
     folder = tmp_path / "checkpoints"
     trainer = L.Trainer(
-        max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-        plugins=[AtomicCheckpointIO()], enable_checkpointing=checkpoints, limit_val_batches=1.0 if validate else 0,
-        callbacks=[ModelCheckpoint(dirpath=folder, every_n_train_steps=1, save_top_k=0, save_last=True)] if checkpoints else [],
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        plugins=[AtomicCheckpointIO()],
+        enable_checkpointing=checkpoints,
+        limit_val_batches=1.0 if validate else 0,
+        callbacks=[ModelCheckpoint(dirpath=folder, every_n_train_steps=1, save_top_k=0, save_last=True)]
+        if checkpoints
+        else [],
     )
     return trainer, module, data, folder / "last.ckpt"
 
@@ -201,7 +234,7 @@ def _fit_with_nan(tmp_path: Path, policy: str, defer: bool | None = None, step: 
 def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint(tmp_path, defer):
     """Deferred (as on a GPU, where reading the loss every step would stall the host), the
     non-finite step is still named and no checkpoint written after it holds its update."""
-    from segattn.training.module import NonFiniteLossError
+    from segattn.errors import NonFiniteLossError
 
     trainer, module, data, last = _fit_with_nan(tmp_path, "error", defer)
     with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 1, global step 5, batch 1"):
@@ -214,24 +247,29 @@ def test_non_finite_loss_stops_with_epoch_and_step_and_keeps_the_last_checkpoint
 def test_a_deferred_check_names_the_bad_step_found_steps_later(tmp_path):
     """Without checkpoints the loss is read at the first validation: two steps after the bad one,
     which the message still names."""
-    from segattn.training.module import NonFiniteLossError
+    from segattn.errors import NonFiniteLossError
 
-    trainer, module, data, _ = _fit_with_nan(tmp_path, "error", defer=True, step=1, checkpoints=False)  # 4 steps per epoch
+    trainer, module, data, _ = _fit_with_nan(
+        tmp_path, "error", defer=True, step=1, checkpoints=False
+    )  # 4 steps per epoch
     with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 0, global step 1, batch 1"):
         trainer.fit(module, datamodule=data)
     assert trainer.global_step == 4  # the epoch's steps ran on; nothing was saved
 
 
 def test_a_deferred_check_still_stops_on_the_last_step_of_a_run_without_validation(tmp_path):
-    from segattn.training.module import NonFiniteLossError
+    from segattn.errors import NonFiniteLossError
 
-    trainer, module, data, _ = _fit_with_nan(tmp_path, "error", defer=True, step=7, checkpoints=False, validate=False)  # 8 steps
+    trainer, module, data, _ = _fit_with_nan(
+        tmp_path, "error", defer=True, step=7, checkpoints=False, validate=False
+    )  # 8 steps
     with pytest.raises(NonFiniteLossError, match=r"training loss is nan at epoch 1, global step 7, batch 3"):
         trainer.fit(module, datamodule=data)
 
 
 def test_the_watch_names_the_first_bad_step_reads_every_max_pending_steps_and_keeps_failing():
-    from segattn.training.nonfinite import NonFiniteLossError, NonFiniteLossWatch
+    from segattn.errors import NonFiniteLossError
+    from segattn.training.nonfinite import NonFiniteLossWatch
 
     watch = NonFiniteLossWatch(max_pending=3)
     watch.record(torch.tensor(0.5), 0, 0, 0, ["a"])
@@ -252,7 +290,9 @@ def test_the_watch_names_the_first_bad_step_reads_every_max_pending_steps_and_ke
 
 def test_the_progress_bar_shows_the_step_loss_only_where_reading_it_is_free(tmp_path):
     for defer, shown, hidden in ((False, "train/loss_step", "train/loss"), (True, "train/loss", "train/loss_step")):
-        trainer, module, data, _ = _fit_with_nan(tmp_path / str(defer), "error", defer=defer, step=-1, checkpoints=False)
+        trainer, module, data, _ = _fit_with_nan(
+            tmp_path / str(defer), "error", defer=defer, step=-1, checkpoints=False
+        )
         trainer.fit(module, datamodule=data)
         assert shown in trainer.progress_bar_metrics and hidden not in trainer.progress_bar_metrics
 
@@ -274,8 +314,18 @@ def test_non_finite_loss_skip_works_with_two_processes():
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(root / "tests" / "scripts" / "nonfinite_skip_ddp.py")], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONWARNINGS": "ignore",
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(root / "tests" / "scripts" / "nonfinite_skip_ddp.py")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Skipping a batch with non-finite loss nan" in proc.stderr and "FINITE AFTER SKIP" in proc.stderr

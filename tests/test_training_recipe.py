@@ -25,7 +25,11 @@ def test_weight_decay_only_on_conv_and_linear_weights():
     assert all(n.endswith("weight") for n in decayed)
     assert "inc.1.weight" in spared and "inc.1.bias" in spared  # BatchNorm scale and shift
     assert "self_attention.norm.weight" in spared and "self_attention.qkv.bias" in spared
-    assert "inc.0.weight" in decayed and "self_attention.qkv.weight" in decayed and "cross_attention.0.query.weight" in decayed
+    assert (
+        "inc.0.weight" in decayed
+        and "self_attention.qkv.weight" in decayed
+        and "cross_attention.0.query.weight" in decayed
+    )
     everything = parameter_groups(net, 1e-4, decay_all=True)
     assert len(everything[0]["params"]) == len(names) and everything[1]["params"] == []
 
@@ -48,8 +52,17 @@ def test_gradients_are_clipped_under_mixed_precision(precision):
 
     data = SyntheticDataModule(image_size=32, batch_size=4, num_train=8)
     module = SegmentationModule(net=NET, class_names=data.class_names, lr=1e-3)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", precision=precision, gradient_clip_val=1.0, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        precision=precision,
+        gradient_clip_val=1.0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=data)
     assert trainer.global_step == 2
     assert trainer.optimizers[0].defaults["fused" if precision == "32-true" else "foreach"]
@@ -62,15 +75,25 @@ def test_schedules_warm_up_to_the_peak_learning_rate(scheduler, tmp_path):
     from segattn.data import SyntheticDataModule
 
     data = SyntheticDataModule(image_size=32, batch_size=4, num_train=8)
-    module = SegmentationModule(net=NET, class_names=data.class_names, lr=1e-2, scheduler=scheduler, warmup_fraction=0.5)
+    module = SegmentationModule(
+        net=NET, class_names=data.class_names, lr=1e-2, scheduler=scheduler, warmup_fraction=0.5
+    )
     lrs = []
 
     class Record(L.Callback):
         def on_train_batch_start(self, trainer, *args):
             lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
-    trainer = L.Trainer(max_epochs=4, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        callbacks=[Record()], limit_val_batches=0, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=4,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        callbacks=[Record()],
+        limit_val_batches=0,
+        enable_model_summary=False,
+    )
     trainer.fit(module, datamodule=data)
     assert len(lrs) == 8  # 2 steps per epoch
     peak = lrs.index(max(lrs))
@@ -98,7 +121,12 @@ def test_augmentation_levels():
     kinds = lambda p: [type(t) for t in p.transforms]  # noqa: E731
     assert kinds(train_pipeline(32, stats, rgb=True, augment="none")) == [A.Resize, A.Normalize]
     assert kinds(train_pipeline(32, stats, rgb=True)) == [A.Resize, A.HorizontalFlip, A.Normalize]
-    assert kinds(train_pipeline(32, stats, rgb=True, vertical_flip=True)) == [A.Resize, A.HorizontalFlip, A.VerticalFlip, A.Normalize]
+    assert kinds(train_pipeline(32, stats, rgb=True, vertical_flip=True)) == [
+        A.Resize,
+        A.HorizontalFlip,
+        A.VerticalFlip,
+        A.Normalize,
+    ]
     strong = kinds(train_pipeline(32, stats, rgb=True, augment="strong"))
     assert A.RandomResizedCrop in strong and A.ColorJitter in strong and A.Affine in strong
     assert train_pipeline(32, stats, rgb=True).transforms[0].interpolation == 3  # cv2.INTER_AREA: antialiased
@@ -113,11 +141,15 @@ def test_augmentation_levels():
         train_pipeline(32, stats, rgb=True, augment="heavy")
 
 
-@pytest.mark.parametrize("setting, mode, marks", [(False, None, 0), (True, "default", 0), ("reduce-overhead", "reduce-overhead", 2)])
+@pytest.mark.parametrize(
+    "setting, mode, marks", [(False, None, 0), (True, "default", 0), ("reduce-overhead", "reduce-overhead", 2)]
+)
 def test_compile_setting_picks_the_mode_and_marks_cuda_graph_steps(monkeypatch, setting, mode, marks):
     compiled, marked, compile_for_real = [], [], torch.compile
     # The real wrapper (dynamo), with its eager backend: seconds instead of inductor's minute.
-    monkeypatch.setattr(torch, "compile", lambda fn, mode=None: compiled.append(mode) or compile_for_real(fn, backend="eager"))
+    monkeypatch.setattr(
+        torch, "compile", lambda fn, mode=None: compiled.append(mode) or compile_for_real(fn, backend="eager")
+    )
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marked.append(1))
     module = SegmentationModule(net=NET, class_names=["a", "b"], compile=setting)
     assert compiled == ([] if mode is None else [mode])
@@ -162,8 +194,16 @@ def test_the_epoch_log_line_shows_the_true_training_loss_with_gradient_accumulat
     L.seed_everything(0)
     data = SyntheticDataModule(image_size=32, batch_size=4)  # 16 images: 4 batches
     module = SegmentationModule(net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names)
-    trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
-                        enable_checkpointing=False, accumulate_grad_batches=2, callbacks=[EpochLogger()])
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        accumulate_grad_batches=2,
+        callbacks=[EpochLogger()],
+    )
     with caplog.at_level(logging.INFO, logger="segattn.epochs"):
         trainer.fit(module, datamodule=data)
     line = next(r.getMessage() for r in caplog.records if r.name == "segattn.epochs")

@@ -11,9 +11,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from segattn.checkpoint import CheckpointError
-from segattn.config import ConfigError
 from segattn.config.typecheck import check_target_node
+from segattn.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("segattn")
 
@@ -25,7 +24,9 @@ def run_or_exit(task: Callable[[Any], Any], cfg: Any, failures: tuple[type[BaseE
     if missing:
         log.error(
             "missing required setting%s %s: give %s on the command line",
-            "s" if len(missing) > 1 else "", ", ".join(missing), " ".join(f"{k}={REQUIRED_EXAMPLES.get(k, '...')}" for k in missing),
+            "s" if len(missing) > 1 else "",
+            ", ".join(missing),
+            " ".join(f"{k}={REQUIRED_EXAMPLES.get(k, '...')}" for k in missing),
         )
         sys.exit(2)
     try:

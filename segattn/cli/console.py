@@ -18,7 +18,11 @@ from pathlib import Path
 #: Lightning messages that advertise a product or report its own plumbing, not the run.
 NOISE_MARKERS = ("litlogger", "💡 Tip", "Skipping setting a default `ModelSummary`")
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning_fabric", "pytorch_lightning")
-RANK_ZERO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero", "lightning_utilities.core.rank_zero")
+RANK_ZERO_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "lightning.fabric.utilities.rank_zero",
+    "lightning_utilities.core.rank_zero",
+)
 
 
 class DropNoise(logging.Filter):

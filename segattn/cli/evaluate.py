@@ -2,7 +2,7 @@
 
 Loads the checkpoint weights-only, rebuilds model and data from the config saved in it (data keys
 overridable), scores the ``test`` (default) or ``val`` split, prints a table and writes
-``metrics.json`` in the run directory (definitions: ``segattn/training/metrics.py``).
+``metrics.json`` in the run directory (definitions: ``segattn/metrics/scores.py``).
 """
 
 from __future__ import annotations
@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
-
 from dataclasses import asdict
+from pathlib import Path
 
 import hydra
 import torch
@@ -20,20 +19,21 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
+from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import check_classes_match, datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.inference_setup import prepare_inference
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.inference import probabilities_at
-from segattn.config import ConfigError
-from segattn.data.base import as_image_tensor
 from segattn.cli.run_directory import exit_if_unusable
+from segattn.data.base import as_image_tensor
 from segattn.data.checks import check_samples
-from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.patches import rescale
-from segattn.training.attention_stats import AttentionStats
-from segattn.training.metrics import SegmentationScores
-from segattn.visualization import display_image, overlay_mask, to_uint8
+from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError
+from segattn.figures import denormalize, normalization_of
+from segattn.figures.overlay import colour_classes, to_uint8
+from segattn.inference import probabilities_at
+from segattn.metrics.attention import AttentionStats
+from segattn.metrics.scores import SegmentationScores
+from segattn.training.module import module_from_checkpoint
 
 log = logging.getLogger(__name__)
 SPLITS = ("test", "val")
@@ -64,7 +64,11 @@ def evaluate(cfg: DictConfig) -> dict:
         with_images = [f"{split} ({n} images)" for split, n in sizes.items() if n and split in SPLITS]
         raise DatasetContentError(
             f"split={cfg.split}: the {cfg.split} split of this data is empty (data.root={getattr(datamodule, 'root', 'n/a')}); "
-            + (f"splits with images: {', '.join(with_images)}, e.g. split={with_images[0].split()[0]}" if with_images else "no split has images")
+            + (
+                f"splits with images: {', '.join(with_images)}, e.g. split={with_images[0].split()[0]}"
+                if with_images
+                else "no split has images"
+            )
         )
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
 
@@ -75,9 +79,14 @@ def evaluate(cfg: DictConfig) -> dict:
     ignore_index = datamodule.ignore_index
     if ignore_index != hp.get("ignore_index"):
         # The data says which pixels carry no label (e.g. data.ignore_border=true on a model trained without it).
-        log.warning("The data leaves out pixels labelled %s; the checkpoint was trained with ignore_index=%s. Scoring follows the data",
-                    ignore_index, hp.get("ignore_index"))
-        scores = SegmentationScores(scores.num_classes, hp["class_names"], ignore_index, hp.get("include_background", False)).to(device)
+        log.warning(
+            "The data leaves out pixels labelled %s; the checkpoint was trained with ignore_index=%s. Scoring follows the data",
+            ignore_index,
+            hp.get("ignore_index"),
+        )
+        scores = SegmentationScores(
+            scores.num_classes, hp["class_names"], ignore_index, hp.get("include_background", False)
+        ).to(device)
     scores.reset()
     output_dir = Path(cfg.paths.output_dir)
     prediction_dir = output_dir / "predictions"
@@ -87,9 +96,13 @@ def evaluate(cfg: DictConfig) -> dict:
     # The maps come from the explicit path of a single forward pass (resize mode, no flips).
     single_pass = module.inference.mode == "resize" and not module.inference.tta
     with_attention = (
-        cfg.attention_stats and single_pass and cfg.resolution == "model" and (net.self_attention is not None or net.cross_attention is not None)
+        cfg.attention_stats
+        and single_pass
+        and cfg.resolution == "model"
+        and (net.self_attention is not None or net.cross_attention is not None)
     )
     attention = AttentionStats(ignore_index)
+    stats = normalization_of(datamodule.dataset(cfg.split).transform)  # to show the images as they were
     batches = native_batches(datamodule.dataset(cfg.split)) if cfg.resolution == "native" else loader
     with torch.inference_mode():
         for batch in batches:
@@ -108,10 +121,14 @@ def evaluate(cfg: DictConfig) -> dict:
             if cfg.save_predictions:
                 for image, pred, name in zip(batch["image"], preds, batch["name"]):
                     Image.fromarray(pred.to(torch.uint8).numpy()).save(prediction_dir / f"{name}_mask.png")
-                    shown = display_image(image)
-                    if shown.shape[-2:] != pred.shape:
-                        shown = F.interpolate(shown[None], size=pred.shape, mode="bilinear", align_corners=False)[0]
-                    Image.fromarray(to_uint8(overlay_mask(shown, pred)).numpy()).save(prediction_dir / f"{name}_overlay.png")
+                    if image.shape[-2:] != pred.shape:
+                        image = F.interpolate(
+                            image[None].float(), size=pred.shape, mode="bilinear", align_corners=False
+                        )[0]
+                    photo = denormalize(image, stats)
+                    Image.fromarray(to_uint8(colour_classes(photo, pred.numpy(), ignore_index))).save(
+                        prediction_dir / f"{name}_overlay.png"
+                    )
 
     report = scores.compute()
     for metric in ("dice", "iou"):
@@ -160,7 +177,11 @@ def _nan_to_none(value):
 def format_table(result: dict) -> str:
     """A Markdown table: one row per class and the means."""
     inference = result["inference"]
-    how = inference["mode"] + (f" (window {inference['window']}, overlap {inference['overlap']})" if inference["mode"] == "sliding_window" else "")
+    how = inference["mode"] + (
+        f" (window {inference['window']}, overlap {inference['overlap']})"
+        if inference["mode"] == "sliding_window"
+        else ""
+    )
     lines = [
         f"{result['split']} split, {result['num_images']} images, checkpoint {result['checkpoint']}",
         f"inference: {how}{', flips averaged' if inference['tta'] else ''}; scored at {result['resolution']} resolution",
@@ -172,7 +193,9 @@ def format_table(result: dict) -> str:
     for cls in result["dice"]["per_class"]:
         lines.append(f"| {cls} | {fmt(result['dice']['per_class'][cls])} | {fmt(result['iou']['per_class'][cls])} |")
     lines.append(f"| **mean, dataset-level** | {fmt(result['dice']['mean'])} | {fmt(result['iou']['mean'])} |")
-    lines.append(f"| **mean, per image** | {fmt(result['dice']['per_image_mean'])} | {fmt(result['iou']['per_image_mean'])} |")
+    lines.append(
+        f"| **mean, per image** | {fmt(result['dice']['per_image_mean'])} | {fmt(result['iou']['per_image_mean'])} |"
+    )
     for key, values in result.get("attention", {}).items():
         lines.append(f"{key}: {', '.join(fmt(v) for v in values) if isinstance(values, list) else fmt(values)}")
     return "\n".join(lines)
@@ -180,7 +203,9 @@ def format_table(result: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(evaluate, cfg, (CheckpointError, ConfigError, FileNotFoundError, DatasetLayoutError, DatasetContentError))
+    run_or_exit(
+        evaluate, cfg, (CheckpointError, ConfigError, FileNotFoundError, DatasetLayoutError, DatasetContentError)
+    )
 
 
 def main() -> None:

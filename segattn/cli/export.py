@@ -17,17 +17,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
+from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import run_or_exit
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.cli.run_directory import exit_if_unusable
-from segattn.config import ConfigError
+from segattn.errors import CheckpointError, ConfigError, ExportMismatchError
+from segattn.training.module import module_from_checkpoint
 
 log = logging.getLogger(__name__)
-
-
-class ExportMismatchError(RuntimeError):
-    """The exported model does not reproduce PyTorch's logits."""
 
 
 def check_sizes(sizes, multiple: int) -> list[tuple[int, int]]:
@@ -35,7 +32,9 @@ def check_sizes(sizes, multiple: int) -> list[tuple[int, int]]:
     pairs = []
     for size in sizes:
         if len(size) != 2 or any(not isinstance(s, int) or s < multiple or s % multiple for s in size):
-            raise ConfigError(f"check_sizes: got {list(size)}; expected [height, width], positive multiples of 2**depth = {multiple}")
+            raise ConfigError(
+                f"check_sizes: got {list(size)}; expected [height, width], positive multiples of 2**depth = {multiple}"
+            )
         pairs.append((size[0], size[1]))
     return pairs
 
@@ -55,11 +54,15 @@ def export(cfg: DictConfig) -> Path:
     # segattn-predict (and the check below) tell the formats apart by the suffix: .onnx is ONNX.
     if (output.suffix.lower() == ".onnx") != (cfg.format == "onnx"):
         wanted = "a name ending in .onnx" if cfg.format == "onnx" else "another suffix than .onnx (.pt)"
-        raise ConfigError(f"output={output}: a {cfg.format} model needs {wanted}, since segattn-predict reads .onnx files as ONNX")
+        raise ConfigError(
+            f"output={output}: a {cfg.format} model needs {wanted}, since segattn-predict reads .onnx files as ONNX"
+        )
     if output.resolve() == Path(cfg.ckpt_path).resolve():
         raise ConfigError(f"output={output} is the checkpoint itself; choose another output")
     if output.exists() and not cfg.overwrite:
-        raise FileExistsError(f"output={output} already exists; nothing was overwritten. Choose another output, or give overwrite=true")
+        raise FileExistsError(
+            f"output={output} already exists; nothing was overwritten. Choose another output, or give overwrite=true"
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     # Checked under a temporary name: a model that fails the check never takes the name (nor replaces
     # an earlier export there).

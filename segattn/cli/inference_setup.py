@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from segattn.config import ConfigError
+from segattn.errors import ConfigError
 from segattn.inference import InferenceSettings
 
 

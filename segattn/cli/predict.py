@@ -23,18 +23,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from segattn.checkpoint import CheckpointError, load_checkpoint, module_from_checkpoint
+from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import datamodule_from_checkpoint, datamodule_from_config, pick_device, run_or_exit
 from segattn.cli.inference_setup import prepare_inference
-from segattn.config import ConfigError
-from segattn.export import ExportedModel, is_exported_model
-from segattn.data.patches import rescale
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.inference import probabilities_at
 from segattn.cli.run_directory import exit_if_unusable
-from segattn.data.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
-from segattn.visualization import overlay_mask, to_uint8
+from segattn.data.patches import rescale
+from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError
+from segattn.export import ExportedModel, is_exported_model
+from segattn.figures.overlay import colour_classes, to_uint8
+from segattn.inference import probabilities_at
+from segattn.training.module import module_from_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,14 @@ def output_names(images: list[Path]) -> dict[Path, str]:
     stems: dict[str, int] = {}
     for path in images:
         stems[path.stem.lower()] = stems.get(path.stem.lower(), 0) + 1
+
     def own(path: Path) -> bool:  # the only image with its stem: the stem is its name
         return stems[path.stem.lower()] == 1
 
     # Images with a stem of their own are named first; the others in a stable order.
-    order = [p for p in images if own(p)] + sorted((p for p in images if not own(p)), key=lambda p: (p.stem.lower(), p.name))
+    order = [p for p in images if own(p)] + sorted(
+        (p for p in images if not own(p)), key=lambda p: (p.stem.lower(), p.name)
+    )
     names: dict[Path, str] = {}
     used: set[str] = set()
     for path in order:
@@ -100,7 +103,11 @@ def predict(cfg: DictConfig) -> list[Path]:
         raise FileNotFoundError(f"input_dir {input_dir} holds no images with extensions {sorted(IMAGE_EXTENSIONS)}")
     output_dir = Path(cfg.output_dir)
     outputs = output_names(images)
-    check_output_dir(input_dir, output_dir, [f"{stem}{suffix}" for stem in outputs.values() for suffix in output_suffixes(cfg.overlay)])
+    check_output_dir(
+        input_dir,
+        output_dir,
+        [f"{stem}{suffix}" for stem in outputs.values() for suffix in output_suffixes(cfg.overlay)],
+    )
     device = pick_device(cfg.device)
     if is_exported_model(cfg.ckpt_path):  # segattn-export's ONNX or TorchScript file
         module = ExportedModel(cfg.ckpt_path, device)
@@ -132,9 +139,9 @@ def predict(cfg: DictConfig) -> list[Path]:
         mask_path = output_dir / f"{outputs[path]}_mask.png"
         Image.fromarray(mask.to(torch.uint8).numpy()).save(mask_path)
         if cfg.overlay:
-            rgb = np.repeat(original[..., None], 3, axis=2) if original.ndim == 2 else original
-            display = torch.from_numpy(rgb).permute(2, 0, 1).float() / 255.0
-            Image.fromarray(to_uint8(overlay_mask(display, mask)).numpy()).save(output_dir / f"{outputs[path]}_overlay.png")
+            photo = (np.repeat(original[..., None], 3, axis=2) if original.ndim == 2 else original) / 255.0
+            overlay = colour_classes(photo, mask.numpy(), datamodule.ignore_index)
+            Image.fromarray(to_uint8(overlay)).save(output_dir / f"{outputs[path]}_overlay.png")
         written.append(mask_path)
     log.info("Wrote %d masks to %s", len(written), output_dir)
     if unreadable:
@@ -148,7 +155,11 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(predict, cfg, (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, DatasetContentError, DatasetLayoutError))
+    run_or_exit(
+        predict,
+        cfg,
+        (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, DatasetContentError, DatasetLayoutError),
+    )
 
 
 def main() -> None:

@@ -15,12 +15,10 @@ from pathlib import Path
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+from segattn.errors import RunDirectoryError
+
 #: What marks a directory as holding a run (training, evaluation or prediction).
 RUN_MARKERS = ("checkpoints", "tensorboard", "config.yaml", "metrics.json", "predictions", ".hydra")
-
-
-class RunDirectoryError(RuntimeError):
-    """The run directory holds another run, or cannot be written."""
 
 
 def override_value(argv: Sequence[str], key: str) -> str | None:
@@ -62,7 +60,9 @@ def check_before_hydra(argv: Sequence[str], command: str) -> None:
     directory = Path(value)
     problem = writable_problem(directory)
     if problem:
-        raise RunDirectoryError(f"hydra.run.dir={value}: {problem}; nothing was written. Set hydra.run.dir= to a writable folder")
+        raise RunDirectoryError(
+            f"hydra.run.dir={value}: {problem}; nothing was written. Set hydra.run.dir= to a writable folder"
+        )
     existing = describe_existing_run(directory) if directory.is_dir() else []
     if not existing:
         return

@@ -19,19 +19,26 @@ from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from segattn.checkpoint import CheckpointError, load_checkpoint, weight_mismatches
+from segattn.checkpoint import load_checkpoint, weight_mismatches
 from segattn.cli.common import run_or_exit
 from segattn.cli.console import mirror_to_log_file, quiet_console
 from segattn.cli.inference_setup import flips_as_trained, turns_as_trained
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.cli.run_directory import already_holds_a_run, exit_if_unusable
 from segattn.cli.summary import final_summary
-from segattn.cli.run_directory import RunDirectoryError, already_holds_a_run, exit_if_unusable
-from segattn.config import ConfigError, validate_train_config
+from segattn.config import validate_train_config
 from segattn.config.validation import fitted_problems
 from segattn.data.checks import check_samples, scored_classes_problem
-from segattn.data.errors import DatasetContentError, DatasetLayoutError
+from segattn.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetContentError,
+    DatasetLayoutError,
+    NonFiniteLossError,
+    RunDirectoryError,
+)
 from segattn.training.atomic_checkpoint_io import AtomicCheckpointIO
-from segattn.training.module import NonFiniteLossError, SegmentationModule
+from segattn.training.module import SegmentationModule
 
 log = logging.getLogger(__name__)
 MODEL_TARGET = "segattn.models.UNetAttention"
@@ -47,7 +54,9 @@ def network_kwargs(model_cfg: DictConfig, in_channels: int, num_classes: int) ->
     for key, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         given = kwargs.get(key)
         if given is not None and given != value:
-            raise ConfigError(f"model.{key}: got {given!r}, but the data has {value}; leave it null (it is taken from the data)")
+            raise ConfigError(
+                f"model.{key}: got {given!r}, but the data has {value}; leave it null (it is taken from the data)"
+            )
     kwargs.update(in_channels=in_channels, num_classes=num_classes)
     return kwargs
 
@@ -64,14 +73,24 @@ def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
         with tempfile.NamedTemporaryFile(dir=output_dir):
             pass
     except OSError as err:
-        raise RunDirectoryError(f"run directory {output_dir} is not writable: {err}. Set hydra.run.dir= to a writable folder") from None
+        raise RunDirectoryError(
+            f"run directory {output_dir} is not writable: {err}. Set hydra.run.dir= to a writable folder"
+        ) from None
 
 
 #: Settings that shape the learning-rate schedule (its length and values): a resumed run must keep them.
 SCHEDULE_KEYS = (
-    "module.scheduler", "module.lr", "module.warmup_fraction", "trainer.max_epochs", "trainer.max_steps",
-    "trainer.accumulate_grad_batches", "trainer.limit_train_batches", "trainer.devices", "trainer.num_nodes",
-    "data.batch_size", "data.max_samples",
+    "module.scheduler",
+    "module.lr",
+    "module.warmup_fraction",
+    "trainer.max_epochs",
+    "trainer.max_steps",
+    "trainer.accumulate_grad_batches",
+    "trainer.limit_train_batches",
+    "trainer.devices",
+    "trainer.num_nodes",
+    "data.batch_size",
+    "data.max_samples",
 )
 
 
@@ -90,7 +109,9 @@ def check_resume_checkpoint(ckpt_path: str, module: SegmentationModule, config: 
     checkpoint = load_checkpoint(ckpt_path)
     problems = weight_mismatches(module.state_dict(), checkpoint["state_dict"])
     if problems:
-        raise CheckpointError(f"{ckpt_path}: cannot resume: its weights do not fit the configured model: {'; '.join(problems)}")
+        raise CheckpointError(
+            f"{ckpt_path}: cannot resume: its weights do not fit the configured model: {'; '.join(problems)}"
+        )
     saved = (checkpoint.get("hyper_parameters") or {}).get("config") or {}
     changed = [
         f"{key}: {_lookup(saved, key)!r} in the checkpoint, {_lookup(config, key)!r} now"
@@ -110,7 +131,9 @@ def initialise_from(init_from: str, module: SegmentationModule) -> None:
     checkpoint = load_checkpoint(init_from)
     problems = weight_mismatches(module.state_dict(), checkpoint["state_dict"])
     if problems:
-        raise CheckpointError(f"init_from={init_from}: its weights do not fit the configured model: {'; '.join(problems)}")
+        raise CheckpointError(
+            f"init_from={init_from}: its weights do not fit the configured model: {'; '.join(problems)}"
+        )
     module.load_state_dict(checkpoint["state_dict"])
     log.info("Initialised the weights from %s (new run: optimiser, schedule and epochs start afresh)", init_from)
 
@@ -189,7 +212,14 @@ def sweep_directory() -> Path | None:
     return Path(HydraConfig.get().sweep.dir)
 
 
-KNOWN_FAILURES = (ConfigError, DatasetLayoutError, DatasetContentError, CheckpointError, RunDirectoryError, NonFiniteLossError)
+KNOWN_FAILURES = (
+    ConfigError,
+    DatasetLayoutError,
+    DatasetContentError,
+    CheckpointError,
+    RunDirectoryError,
+    NonFiniteLossError,
+)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")

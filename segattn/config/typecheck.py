@@ -28,7 +28,9 @@ def describe(annotation: Any) -> str:
     if origin in (Union, types.UnionType):
         return " or ".join(describe(a) for a in typing.get_args(annotation))
     if origin is not None:
-        return {list: "a list", tuple: "a list", dict: "a mapping"}.get(origin, getattr(origin, "__name__", str(origin)))
+        return {list: "a list", tuple: "a list", dict: "a mapping"}.get(
+            origin, getattr(origin, "__name__", str(origin))
+        )
     return getattr(annotation, "__name__", str(annotation))
 
 
@@ -65,7 +67,11 @@ def _own_signature(fn: Any) -> tuple[dict[str, inspect.Parameter], dict[str, Any
     except Exception:  # unresolvable forward references: fall back to no type checks
         hints = {}
     var_kw = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    params = {n: p for n, p in params.items() if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)}
+    params = {
+        n: p
+        for n, p in params.items()
+        if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)
+    }
     return params, hints, var_kw
 
 
@@ -121,7 +127,9 @@ def check_against_signature(
     return problems
 
 
-def check_target_node(node: DictConfig | Mapping, where: str, skip: Sequence[str] = (), filled: Sequence[str] = ()) -> list[str]:
+def check_target_node(
+    node: DictConfig | Mapping, where: str, skip: Sequence[str] = (), filled: Sequence[str] = ()
+) -> list[str]:
     """Check a Hydra node with ``_target_`` against the target's constructor."""
     plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else dict(node)
     target_name = plain.get("_target_")

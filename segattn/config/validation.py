@@ -13,26 +13,36 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from segattn.data.oxford_pets import TASKS as OXFORD_TASKS
 from segattn.config.typecheck import check_against_signature, check_target_node
+from segattn.data.oxford_pets import TASKS as OXFORD_TASKS
 from segattn.data.transforms import AUGMENTS
+from segattn.errors import ConfigError
 from segattn.models.cross_attention import GATE_CHANNELS
 from segattn.models.unet_attention import valid_cross_attention_levels
 from segattn.training.losses import LOSS_NAMES
 from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, SegmentationModule
 
 TOP_LEVEL_KEYS = {
-    "data", "model", "trainer", "logger", "callbacks", "paths", "module", "experiment",
-    "task_name", "seed", "ckpt_path", "init_from", "test_after_training", "inference", "check_data",
+    "data",
+    "model",
+    "trainer",
+    "logger",
+    "callbacks",
+    "paths",
+    "module",
+    "experiment",
+    "task_name",
+    "seed",
+    "ckpt_path",
+    "init_from",
+    "test_after_training",
+    "inference",
+    "check_data",
 }
 #: SegmentationModule arguments that train() fills from the data and the model config.
 MODULE_FILLED = ("net", "class_names", "ignore_index", "config", "inference")
 #: Model arguments that train() takes from the data module.
 MODEL_FILLED_FROM_DATA = ("in_channels", "num_classes")
-
-
-class ConfigError(ValueError):
-    """The configuration cannot run; the message lists every problem found."""
 
 
 def attention_problems(model: dict) -> list[str]:
@@ -48,7 +58,9 @@ def attention_problems(model: dict) -> list[str]:
         problems.append(f"model.base_channels: got {base}; expected an integer >= 1")
     deep = model.get("deep_supervision", 0)
     if isinstance(deep, int) and not isinstance(deep, bool) and depth >= 1 and not 0 <= deep < depth:
-        problems.append(f"model.deep_supervision: got {deep}; expected an integer from 0 to model.depth - 1 = {depth - 1}")
+        problems.append(
+            f"model.deep_supervision: got {deep}; expected an integer from 0 to model.depth - 1 = {depth - 1}"
+        )
     if model.get("self_attention") and depth >= 1 and base >= 1:
         bottleneck = base * 2**depth
         if heads < 1:
@@ -71,7 +83,9 @@ def attention_problems(model: dict) -> list[str]:
         if model.get("max_tokens", 1) < 1:
             problems.append(f"model.max_tokens: got {model['max_tokens']}; expected an integer >= 1")
         if model.get("gate_channels", "skip") not in GATE_CHANNELS:
-            problems.append(f"model.gate_channels: got {model.get('gate_channels')!r}; allowed: {', '.join(GATE_CHANNELS)}")
+            problems.append(
+                f"model.gate_channels: got {model.get('gate_channels')!r}; allowed: {', '.join(GATE_CHANNELS)}"
+            )
     levels = model.get("cross_attention_levels")  # checked by the model even without MHCA, so here too
     if isinstance(levels, list) and depth >= 1 and not valid_cross_attention_levels(levels, depth):
         problems.append(
@@ -92,7 +106,9 @@ def validate_train_config(cfg: DictConfig) -> None:
     model = OmegaConf.to_container(cfg.model, resolve=True)
     module = OmegaConf.to_container(cfg.module, resolve=True)
     problems += check_target_node(cfg.data, "data")
-    problems += check_target_node(cfg.model, "model", skip=MODEL_FILLED_FROM_DATA)  # checked against the data (network_kwargs)
+    problems += check_target_node(
+        cfg.model, "model", skip=MODEL_FILLED_FROM_DATA
+    )  # checked against the data (network_kwargs)
     problems += check_target_node(cfg.trainer, "trainer", skip=("callbacks", "logger", "plugins"))
     for group in ("callbacks", "logger"):
         for name, node in (cfg.get(group) or {}).items():
@@ -127,26 +143,36 @@ def validate_train_config(cfg: DictConfig) -> None:
     if module.get("scheduler") not in SCHEDULERS:
         problems.append(f"module.scheduler: got {module.get('scheduler')!r}; allowed: {', '.join(SCHEDULERS)}")
     if module.get("nonfinite_loss") not in NONFINITE_POLICIES:
-        problems.append(f"module.nonfinite_loss: got {module.get('nonfinite_loss')!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
+        problems.append(
+            f"module.nonfinite_loss: got {module.get('nonfinite_loss')!r}; allowed: {', '.join(NONFINITE_POLICIES)}"
+        )
     problems += data_problems(data)
-    problems += inference_problems(OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data, model.get("depth"))
+    problems += inference_problems(
+        OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data, model.get("depth")
+    )
 
     seed = cfg.get("seed")
     if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
         problems.append(f"seed: got {seed!r}; expected a non-negative integer or null")
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
-        problems.append(f"ckpt_path: {ckpt_path} is not a file; expected the checkpoint to resume from (e.g. <run dir>/checkpoints/last.ckpt)")
+        problems.append(
+            f"ckpt_path: {ckpt_path} is not a file; expected the checkpoint to resume from (e.g. <run dir>/checkpoints/last.ckpt)"
+        )
     init_from = cfg.get("init_from")
     if init_from is not None and not Path(str(init_from)).is_file():
         problems.append(f"init_from: {init_from} is not a file; expected a checkpoint whose weights start a new run")
     if init_from is not None and ckpt_path is not None:
-        problems.append("init_from and ckpt_path are both set: ckpt_path resumes a run (weights, optimiser, schedule), init_from starts a new one from weights only; give one")
+        problems.append(
+            "init_from and ckpt_path are both set: ckpt_path resumes a run (weights, optimiser, schedule), init_from starts a new one from weights only; give one"
+        )
     for key in ("max_epochs", "min_epochs"):
         value = cfg.trainer.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and value < (-1 if key == "max_epochs" else 0):
             problems.append(f"trainer.{key}: got {value}; expected a non-negative integer")
-    problems += run_length_problems(cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1), module.get("scheduler"))
+    problems += run_length_problems(
+        cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1), module.get("scheduler")
+    )
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
@@ -180,7 +206,9 @@ def inference_problems(inference: dict, data: dict, depth: object) -> list[str]:
         multiple = 2**depth
         for key, value in (("data.patch_size", patch_size), ("inference.window", settings.window)):
             if isinstance(value, int) and value % multiple:
-                problems.append(f"{key}: got {value}; must be a multiple of 2**model.depth = {multiple} (e.g. {max(multiple, value // multiple * multiple)})")
+                problems.append(
+                    f"{key}: got {value}; must be a multiple of 2**model.depth = {multiple} (e.g. {max(multiple, value // multiple * multiple)})"
+                )
     return problems
 
 
@@ -202,7 +230,8 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
     if len(datamodule.dataset("val")) == 0:
         root = getattr(datamodule, "root", None)
         fix = (
-            f"add {Path(root) / 'val'}/images and {Path(root) / 'val'}/masks" if root is not None and (Path(root) / "train").is_dir()
+            f"add {Path(root) / 'val'}/images and {Path(root) / 'val'}/masks"
+            if root is not None and (Path(root) / "train").is_dir()
             else "set data.val_fraction to a fraction > 0 (e.g. 0.1)"
         )
         problems.append(
@@ -223,7 +252,7 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
 
 
 def valid_sizes_text(size: int, multiple: int) -> str:
-    """"64 or 128", or just "256" when the size is below the smallest multiple."""
+    """ "64 or 128", or just "256" when the size is below the smallest multiple."""
     lo, hi = max(multiple, size // multiple * multiple), (size // multiple + 1) * multiple
     return str(lo) if lo == hi or lo == size else f"{lo} or {hi}"
 
@@ -231,6 +260,7 @@ def valid_sizes_text(size: int, multiple: int) -> str:
 def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
     """The run must have a known length: the schedule is laid out over it (``max_epochs=-1`` means
     no limit to Lightning, ``null`` means 1000 epochs unless ``max_steps`` is set)."""
+
     def is_int(v):
         return isinstance(v, int) and not isinstance(v, bool)
 
@@ -238,7 +268,9 @@ def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
         return []  # a type error, reported by the signature check
     steps_bound = is_int(max_steps) and max_steps > 0
     if max_epochs is None and not steps_bound:
-        return ["trainer.max_epochs: got null; expected an integer >= 1 (or null/-1 together with trainer.max_steps >= 1)"]
+        return [
+            "trainer.max_epochs: got null; expected an integer >= 1 (or null/-1 together with trainer.max_steps >= 1)"
+        ]
     if max_epochs == -1 and not steps_bound and scheduler != "none":
         return [
             f"trainer.max_epochs: got -1 (no limit) and trainer.max_steps is not set, but module.scheduler={scheduler} "

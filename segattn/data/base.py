@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from segattn.data.errors import DatasetLayoutError
+from segattn.errors import DatasetLayoutError
 from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
 from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
 from segattn.data.workers import resolve_num_workers
-from segattn.training.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
+from segattn.data.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)

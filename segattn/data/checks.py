@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from segattn.data.errors import DatasetContentError
+from segattn.errors import DatasetContentError
 
 log = logging.getLogger(__name__)
 SHOWN = 5

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
-from segattn.data.errors import DatasetContentError, DatasetLayoutError
+from segattn.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.io import IMAGE_EXTENSIONS
 from segattn.data.mask_values import BINARY_MAPPINGS, infer_binary_mapping
 from segattn.data.samples import FileSample

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segattn.data.errors import DatasetContentError
+from segattn.errors import DatasetContentError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif"})
 WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")

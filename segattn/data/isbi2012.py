@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
-from segattn.data.errors import DatasetLayoutError
+from segattn.errors import DatasetLayoutError
 from segattn.data.folder import paired_samples
 from segattn.data.samples import FileSample
 from segattn.data.splits import check_fraction, natural_key, seeded_split

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segattn.data.errors import DatasetContentError
+from segattn.errors import DatasetContentError
 from segattn.data.io import is_jpeg, read_mask
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
-from segattn.data.errors import DatasetLayoutError
+from segattn.errors import DatasetLayoutError
 from segattn.data.patches import PAD_LABEL
 from segattn.data.samples import FileSample
 from segattn.data.splits import check_fraction, report_missing, seeded_split

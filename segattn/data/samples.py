@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segattn.data.errors import DatasetContentError
+from segattn.errors import DatasetContentError
 from segattn.data.io import is_jpeg, read_image, read_mask
 
 UNMAPPED = -1

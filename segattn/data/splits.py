@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import TypeVar
 
-from segattn.data.errors import DatasetContentError
+from segattn.errors import DatasetContentError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

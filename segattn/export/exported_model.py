@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from segattn.checkpoint import CheckpointError, check_targets
+from segattn.checkpoint import check_targets
+from segattn.errors import CheckpointError
 from segattn.export.exporters import METADATA_KEY, METADATA_VERSION
 from segattn.inference import InferenceSettings, predict_logits
 
@@ -54,7 +55,9 @@ class ExportedModel:
         metadata = self._parse(text)
         net = metadata["net"]
         self.class_names = list(metadata["class_names"])
-        self.net = SimpleNamespace(in_channels=net.get("in_channels", 3), depth=net.get("depth", 4), num_classes=net.get("num_classes", 2))
+        self.net = SimpleNamespace(
+            in_channels=net.get("in_channels", 3), depth=net.get("depth", 4), num_classes=net.get("num_classes", 2)
+        )
         self.inference = InferenceSettings(**metadata["inference"])
         self.data_config = metadata["data"]
 
@@ -77,7 +80,9 @@ class ExportedModel:
 
     def _parse(self, text: str) -> dict[str, Any]:
         if not text:
-            raise CheckpointError(f"{self.path}: carries no '{METADATA_KEY}' settings: it was not written by segattn-export")
+            raise CheckpointError(
+                f"{self.path}: carries no '{METADATA_KEY}' settings: it was not written by segattn-export"
+            )
         try:
             metadata = json.loads(text)
         except json.JSONDecodeError as err:

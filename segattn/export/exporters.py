@@ -74,8 +74,14 @@ def _export_onnx(net: nn.Module, example: torch.Tensor, path: Path, metadata: st
 
     axes = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(
-        net, (example,), str(path), dynamo=False, opset_version=opset,
-        input_names=["image"], output_names=["logits"], dynamic_axes={"image": axes, "logits": axes},
+        net,
+        (example,),
+        str(path),
+        dynamo=False,
+        opset_version=opset,
+        input_names=["image"],
+        output_names=["logits"],
+        dynamic_axes={"image": axes, "logits": axes},
     )
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {METADATA_KEY: metadata})

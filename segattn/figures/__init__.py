@@ -15,6 +15,13 @@ from segattn.figures.sampling import choose_queries, varied_sample, worst_k  # n
 from segattn.figures.self_attention import self_attention_figure  # noqa: E402
 
 __all__ = [
-    "choose_queries", "denormalize", "gate_figure", "image_dice", "normalization_of", "prediction_figure",
-    "self_attention_figure", "varied_sample", "worst_k",
+    "choose_queries",
+    "denormalize",
+    "gate_figure",
+    "image_dice",
+    "normalization_of",
+    "prediction_figure",
+    "self_attention_figure",
+    "varied_sample",
+    "worst_k",
 ]

@@ -5,17 +5,28 @@ from __future__ import annotations
 import numpy as np
 
 OKABE_ITO = {
-    "orange": (230, 159, 0), "sky_blue": (86, 180, 233), "bluish_green": (0, 158, 115), "yellow": (240, 228, 66),
-    "blue": (0, 114, 178), "vermillion": (213, 94, 0), "reddish_purple": (204, 121, 167), "black": (0, 0, 0),
+    "orange": (230, 159, 0),
+    "sky_blue": (86, 180, 233),
+    "bluish_green": (0, 158, 115),
+    "yellow": (240, 228, 66),
+    "blue": (0, 114, 178),
+    "vermillion": (213, 94, 0),
+    "reddish_purple": (204, 121, 167),
+    "black": (0, 0, 0),
 }
 #: Class 0 (background) is not coloured; classes 1.. take these in turn.
-CLASS_COLOURS = np.array([OKABE_ITO[k] for k in ("sky_blue", "orange", "bluish_green", "reddish_purple", "yellow", "blue")]) / 255.0
+CLASS_COLOURS = (
+    np.array([OKABE_ITO[k] for k in ("sky_blue", "orange", "bluish_green", "reddish_purple", "yellow", "blue")]) / 255.0
+)
 #: Error map: true positive, false positive, false negative (true negatives stay the dimmed photo).
 ERROR_COLOURS = {
     "true positive": np.array(OKABE_ITO["blue"]) / 255.0,
     "false positive": np.array(OKABE_ITO["orange"]) / 255.0,
     "false negative": np.array(OKABE_ITO["reddish_purple"]) / 255.0,
 }
+
+#: Pixels without a label (``ignore_index``).
+IGNORED_GREY = 0.85
 
 
 def class_colour(class_id: int) -> np.ndarray:

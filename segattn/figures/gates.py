@@ -71,8 +71,14 @@ def gate_figure(
         if g.ndim != 3:
             raise ValueError(f"gate of level {level} must be (C, h, w), got {tuple(g.shape)}")
         ax = axes[0, column]
-        image = ax.imshow(g.mean(0).numpy(), cmap="viridis", norm=norm, extent=(-0.5, w - 0.5, h - 0.5, -0.5), aspect=aspect,
-                          interpolation="nearest")
+        image = ax.imshow(
+            g.mean(0).numpy(),
+            cmap="viridis",
+            norm=norm,
+            extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+            aspect=aspect,
+            interpolation="nearest",
+        )
         channels = "1 channel" if g.shape[0] == 1 else f"mean of {g.shape[0]} channels"
         ax.set_title(f"level {level}: {g.shape[-2]}×{g.shape[-1]}\n{channels}", fontsize=8)
         full = F.interpolate(g[None], size=t.shape[-2:], mode="nearest")[0]  # (C, H, W)

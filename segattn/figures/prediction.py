@@ -12,6 +12,7 @@ from torch import Tensor
 
 from segattn.figures.colours import ERROR_COLOURS, class_colour
 from segattn.figures.display import panel_aspect
+from segattn.figures.overlay import colour_classes, error_map
 
 PANEL_INCHES = 3.2
 DPI = 100
@@ -31,40 +32,6 @@ def image_dice(prediction: Tensor, target: Tensor, num_classes: int, ignore_inde
         if denominator:
             scores.append(2 * int((pc & tc).sum()) / denominator)
     return float(np.mean(scores)) if scores else float("nan")
-
-
-def grey_photo(photo: np.ndarray, dim: float = 0.6) -> np.ndarray:
-    """The photo in dimmed grey, so coloured overlays keep their hue whatever the photo's colours."""
-    grey = photo @ np.array([0.299, 0.587, 0.114])
-    return np.repeat((grey * dim)[..., None], 3, axis=-1)
-
-
-def colour_classes(photo: np.ndarray, mask: np.ndarray, ignore_index: int | None, alpha: float = 0.65) -> np.ndarray:
-    """Class colours blended over the grey photo (background left grey, ignored pixels hatched white)."""
-    out = grey_photo(photo)
-    for c in np.unique(mask):
-        if c <= 0 or c == ignore_index:
-            continue
-        sel = mask == c
-        out[sel] = out[sel] * (1 - alpha) + class_colour(int(c)) * alpha
-    if ignore_index is not None:
-        out[mask == ignore_index] = 0.85
-    return out
-
-
-def error_map(photo: np.ndarray, prediction: np.ndarray, target: np.ndarray, ignore_index: int | None) -> np.ndarray:
-    """True positives, false positives and false negatives of the foreground in their colours over the
-    grey photo. A foreground pixel given the wrong foreground class counts as a false negative."""
-    out = grey_photo(photo, dim=0.45)
-    valid = np.ones_like(target, dtype=bool) if ignore_index is None else target != ignore_index
-    kinds = {
-        "true positive": (prediction == target) & (target > 0),
-        "false positive": (prediction > 0) & (target == 0),
-        "false negative": (target > 0) & (prediction != target),
-    }
-    for kind, sel in kinds.items():
-        out[sel & valid] = ERROR_COLOURS[kind]
-    return out
 
 
 def prediction_figure(
@@ -98,7 +65,9 @@ def prediction_figure(
         ax.set_title(title, fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
-    classes = [Patch(color=class_colour(c), label=class_names[c]) for c in range(1, len(class_names)) if c != ignore_index]
+    classes = [
+        Patch(color=class_colour(c), label=class_names[c]) for c in range(1, len(class_names)) if c != ignore_index
+    ]
     errors = [Patch(color=colour, label=kind) for kind, colour in ERROR_COLOURS.items()]
     fig.legend(handles=classes + errors, loc="lower center", ncol=len(classes) + len(errors), fontsize=9, frameon=False)
     score = "n/a (no foreground)" if dice != dice else f"{dice:.3f}"

@@ -45,7 +45,9 @@ def worst_k(scores: Sequence[float], k: int, exclude: Sequence[int] = ()) -> lis
     return [i for _, i in ranked[: max(0, k)]]
 
 
-def choose_queries(mask: Tensor, grid: tuple[int, int], count: int, ignore_index: int | None = None) -> list[tuple[int, int, str]]:
+def choose_queries(
+    mask: Tensor, grid: tuple[int, int], count: int, ignore_index: int | None = None
+) -> list[tuple[int, int, str]]:
     """``count`` (row, col, kind) cells of the attention grid, picked from the ground truth:
     foreground first (the cell nearest the foreground's centre, then the foreground cell farthest
     from it), then background (the cell farthest from the foreground). ``kind`` is "fg" or "bg";

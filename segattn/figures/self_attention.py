@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from segattn.figures.display import panel_aspect
-from segattn.training.attention_stats import head_entropy, query_agreement
+from segattn.metrics.attention import head_entropy, query_agreement
 
 PANEL_INCHES = 1.9
 DPI = 100
@@ -53,7 +53,9 @@ def self_attention_figure(
     """
     n = grid[0] * grid[1]
     if weights.ndim != 3 or weights.shape[1] != n or weights.shape[-1] < n:
-        raise ValueError(f"weights must be (heads, N, N + registers) with N = {grid[0]}*{grid[1]}, got {tuple(weights.shape)}")
+        raise ValueError(
+            f"weights must be (heads, N, N + registers) with N = {grid[0]}*{grid[1]}, got {tuple(weights.shape)}"
+        )
     if not queries:
         raise ValueError("self_attention_figure needs at least one query cell")
     gh, gw = grid
@@ -64,7 +66,10 @@ def self_attention_figure(
     shown = [r * gw + c for r, c, _ in queries]
     register_mass = w_cpu[:, shown, n:].sum(-1).mean(-1).tolist()  # per head, over the shown queries
     reg = [f"\nregisters {m:.0%}" if weights.shape[-1] > n else "" for m in register_mass]
-    rows = [(f"head {k}", w_cpu[k], f"H/log N {entropy[k]:.2f}\nagree {agreement[k]:.2f}{reg[k]}") for k in range(len(w_cpu))]
+    rows = [
+        (f"head {k}", w_cpu[k], f"H/log N {entropy[k]:.2f}\nagree {agreement[k]:.2f}{reg[k]}")
+        for k in range(len(w_cpu))
+    ]
     if not per_head:
         mean_reg = f"\nregisters {np.mean(register_mass):.0%}" if weights.shape[-1] > n else ""
         rows = [("head mean", w_cpu.mean(0), f"H/log N {np.mean(entropy):.2f} (mean){mean_reg}")]
@@ -98,33 +103,65 @@ def self_attention_figure(
         for j, (r, c, kind) in enumerate(queries):
             x0, y0 = offsets[i * len(queries) + j]
             values = head[r * gw + c, :n].reshape(gh, gw).numpy()
-            image = ax.imshow(values, cmap="magma", norm=norm, extent=(x0 - 0.5, x0 + w - 0.5, y0 + h - 0.5, y0 - 0.5),
-                              interpolation="nearest")
+            image = ax.imshow(
+                values,
+                cmap="magma",
+                norm=norm,
+                extent=(x0 - 0.5, x0 + w - 0.5, y0 + h - 0.5, y0 - 0.5),
+                interpolation="nearest",
+            )
         # Left of the photo column, level with the row (x in figure fraction, y in the mosaic's data).
-        ax.annotate(f"{label}\n{stats}", (left - 0.005, i * (h + gap_y) + h / 2), xycoords=("figure fraction", "data"),
-                    ha="right", va="center", fontsize=8, annotation_clip=False)
+        ax.annotate(
+            f"{label}\n{stats}",
+            (left - 0.005, i * (h + gap_y) + h / 2),
+            xycoords=("figure fraction", "data"),
+            ha="right",
+            va="center",
+            fontsize=8,
+            annotation_clip=False,
+        )
     for j, (_, _, kind) in enumerate(queries):
-        ax.text(j * (w + gap_x) + w / 2 - 0.5, -0.5 - 0.03 * h, f"query {j + 1} ({kind})", ha="center", va="bottom", fontsize=9)
+        ax.text(
+            j * (w + gap_x) + w / 2 - 0.5,
+            -0.5 - 0.03 * h,
+            f"query {j + 1} ({kind})",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
     if target is not None and (target > 0).any():
         # The ground truth's outline, traced once on the first panel (at the origin), copied to the others.
-        outline = ax.contour((target.detach().cpu().numpy() > 0).astype(float), levels=[0.5], colors="white", linewidths=0.7)
+        outline = ax.contour(
+            (target.detach().cpu().numpy() > 0).astype(float), levels=[0.5], colors="white", linewidths=0.7
+        )
         lines = outline.allsegs[0]
-        ax.add_collection(LineCollection([line + offset for offset in offsets[1:] for line in lines], colors="white", linewidths=0.7),
-                          autolim=False)
+        ax.add_collection(
+            LineCollection([line + offset for offset in offsets[1:] for line in lines], colors="white", linewidths=0.7),
+            autolim=False,
+        )
     # Each panel's own query cell (panel (i, j) shows query j).
-    marks = np.array([(centres[k % len(queries)][0] + x0, centres[k % len(queries)][1] + y0) for k, (x0, y0) in enumerate(offsets)])
+    marks = np.array(
+        [(centres[k % len(queries)][0] + x0, centres[k % len(queries)][1] + y0) for k, (x0, y0) in enumerate(offsets)]
+    )
     kinds = [kind for _ in rows for _, _, kind in queries]
     ax.scatter(marks[:, 0], marks[:, 1], s=7**2, c=[QUERY_COLOURS[k] for k in kinds], edgecolors="white", zorder=3)
     ax.set_xlim(-0.5, len(queries) * (w + gap_x) - gap_x - 0.5)
     ax.set_ylim(len(rows) * (h + gap_y) - gap_y - 0.5, -0.5)
     ax.set_aspect(aspect)
     ax.axis("off")
-    bar = fig.colorbar(image, cax=fig.add_axes((0.82, 0.2, 0.018, 0.6), label="<colorbar>"))  # own axes: room for the tick labels
+    bar = fig.colorbar(
+        image, cax=fig.add_axes((0.82, 0.2, 0.018, 0.6), label="<colorbar>")
+    )  # own axes: room for the tick labels
     uniform = 1.0 / (gh * gw)
     bar.ax.axhline(uniform, color="cyan", linewidth=2)
     bar.set_ticks([norm.vmin, uniform, 1.0])
     bar.set_ticklabels([f"{norm.vmin:.1e}", f"1/N = {uniform:.3g}", "1"])
     bar.set_label("attention weight (log scale)")
     # A fixed distance from the top (in inches), clear of the column titles however tall the figure.
-    fig.suptitle(f"{name}: MHSA over {gh}×{gw} = {gh * gw} keys, one row per head", fontsize=11, y=1 - 0.08 / fig.get_figheight(), va="top")
+    fig.suptitle(
+        f"{name}: MHSA over {gh}×{gw} = {gh * gw} keys, one row per head",
+        fontsize=11,
+        y=1 - 0.08 / fig.get_figheight(),
+        va="top",
+    )
     return fig

@@ -62,7 +62,9 @@ def flips(tta: bool, vertical: bool | None = True) -> list[tuple[int, ...]]:
     return [(), (-1,), (-2,), (-2, -1)] if vertical is not False else [(), (-1,)]
 
 
-def symmetries(tta: bool, vertical: bool | None = True, rotate90: bool | None = False) -> list[tuple[int, tuple[int, ...]]]:
+def symmetries(
+    tta: bool, vertical: bool | None = True, rotate90: bool | None = False
+) -> list[tuple[int, tuple[int, ...]]]:
     """(quarter turns, flipped dims) of each pass: ``flips`` without quarter turns; with
     ``rotate90`` the eight symmetries of the square (each turn, with and without a horizontal flip)."""
     if tta and rotate90:
@@ -71,19 +73,31 @@ def symmetries(tta: bool, vertical: bool | None = True, rotate90: bool | None = 
 
 
 def predict_probabilities(
-    net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, window: int, multiple: int
+    net: Callable[[Tensor], Tensor],
+    images: Tensor,
+    num_classes: int,
+    settings: InferenceSettings,
+    window: int,
+    multiple: int,
 ) -> Tensor:
     """Softmax probabilities (B, num_classes, H, W) of ``images`` (B, C, H, W) as ``settings`` say.
 
     In ``resize`` mode the images are expected at a size the network takes (the data pipeline
     resized them); in ``sliding_window`` mode at any size (``window`` and ``multiple`` = 2**depth).
     """
+
     def once(x: Tensor) -> Tensor:
         if settings.mode == "resize":
             return net(x).float().softmax(dim=1)
         large = x.shape[-2] * x.shape[-1] > LARGE_MAP_PIXELS
         return sliding_window_probabilities(
-            net, x, window, num_classes, settings.overlap, settings.batch_size, multiple,
+            net,
+            x,
+            window,
+            num_classes,
+            settings.overlap,
+            settings.batch_size,
+            multiple,
             output_device="cpu" if large else x.device,
         )
 
@@ -97,13 +111,17 @@ def predict_probabilities(
     return total / len(passes)
 
 
-def predict_logits(net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, multiple: int) -> Tensor:
+def predict_logits(
+    net: Callable[[Tensor], Tensor], images: Tensor, num_classes: int, settings: InferenceSettings, multiple: int
+) -> Tensor:
     """Logits of whole images as ``settings`` say: one forward pass, or (sliding window,
     test-time flips) the log of the averaged probabilities, which the losses and the argmax
     treat like logits. A null ``settings.window``: the image's longer side."""
     if settings.mode == "resize" and not settings.tta:
         return net(images)
-    probs = predict_probabilities(net, images, num_classes, settings, settings.window or max(images.shape[-2:]), multiple)
+    probs = predict_probabilities(
+        net, images, num_classes, settings, settings.window or max(images.shape[-2:]), multiple
+    )
     # Very large maps are accumulated on the CPU; the losses and metrics expect the images' device.
     return probs.clamp_min(1e-8).log().to(images.device)
 

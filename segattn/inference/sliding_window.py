@@ -36,6 +36,7 @@ def window_starts(length: int, window: int, overlap: float) -> list[int]:
 def gaussian_importance(height: int, width: int, sigma_scale: float = 0.125, device=None) -> Tensor:
     """(height, width) Gaussian weights with sigma = ``sigma_scale`` × the side, peak 1, and no
     zeros (a pixel covered only by window borders still gets a defined prediction)."""
+
     def axis(n: int) -> Tensor:
         x = torch.arange(n, dtype=torch.float32, device=device) - (n - 1) / 2
         return torch.exp(-0.5 * (x / max(sigma_scale * n, 1e-6)) ** 2)
@@ -80,7 +81,7 @@ def sliding_window_probabilities(
     weight = torch.zeros(1, 1, ph, pw, device=out_device)
     boxes = [(y, x) for y in window_starts(ph, wh, overlap) for x in window_starts(pw, ww, overlap)]
     placed = importance.to(out_device)
-    for (y, x) in boxes:
+    for y, x in boxes:
         weight[..., y : y + wh, x : x + ww] += placed
     for index in range(b):
         for start in range(0, len(boxes), batch_size):

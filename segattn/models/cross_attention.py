@@ -95,7 +95,9 @@ class MultiHeadCrossAttentionGate(nn.Module):
         queries = self.coarse_norm(tokens(coarse))
         keys = self.coarse_norm(tokens(keys_map)) if pooled else queries  # unpooled: the same tokens
         values = self.skip_norm(tokens(values_map))
-        out, weights = multihead_attention(self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm)
+        out, weights = multihead_attention(
+            self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm
+        )
         gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
         gate = torch.sigmoid(self.gate_norm(gate))
         # The token layout leaves the gate channels-last; in the skip's layout instead (a copy at Y's

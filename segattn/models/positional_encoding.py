@@ -26,9 +26,7 @@ def sincos_2d(channels: int, height: int, width: int, *, device=None, dtype=None
         )
     quarter = channels // 4
     # Compute in float32 for accuracy, cast at the end (bf16 positions would collide).
-    freqs = torch.exp(
-        torch.arange(quarter, device=device, dtype=torch.float32) * (-math.log(10000.0) / quarter)
-    )
+    freqs = torch.exp(torch.arange(quarter, device=device, dtype=torch.float32) * (-math.log(10000.0) / quarter))
     rows = torch.arange(height, device=device, dtype=torch.float32)[:, None] * freqs  # (H, q)
     cols = torch.arange(width, device=device, dtype=torch.float32)[:, None] * freqs  # (W, q)
     row_enc = torch.cat([rows.sin(), rows.cos()], dim=1)  # (H, 2q)

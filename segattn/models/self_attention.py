@@ -28,14 +28,18 @@ class MultiHeadSelfAttention2d(nn.Module):
         super().__init__()
         check_heads(channels, heads, "self-attention")
         if channels % 4 != 0:
-            raise ValueError(f"self-attention: channels must be divisible by 4 for the 2D positional encoding, got {channels}")
+            raise ValueError(
+                f"self-attention: channels must be divisible by 4 for the 2D positional encoding, got {channels}"
+            )
         if not isinstance(registers, int) or isinstance(registers, bool) or registers < 0:
             raise ValueError(f"self-attention: registers must be an integer >= 0, got {registers!r}")
         self.heads = heads
         self.norm = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * channels)
         self.proj = nn.Linear(channels, channels)
-        self.qk_norm = nn.ModuleList([nn.LayerNorm(channels // heads), nn.LayerNorm(channels // heads)]) if qk_norm else None
+        self.qk_norm = (
+            nn.ModuleList([nn.LayerNorm(channels // heads), nn.LayerNorm(channels // heads)]) if qk_norm else None
+        )
         # Scaled like the feature tokens after the pre-norm's input (unit-scale entries), so their
         # keys start comparable with the cells' instead of vanishing in the softmax.
         self.registers = nn.Parameter(torch.randn(1, registers, channels)) if registers else None

@@ -105,11 +105,22 @@ class UNetAttention(nn.Module):
         registers: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("depth", depth), ("base_channels", base_channels)):
+        for name, value in (
+            ("in_channels", in_channels),
+            ("num_classes", num_classes),
+            ("depth", depth),
+            ("base_channels", base_channels),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"UNetAttention: {name} must be a positive integer, got {value!r}")
-        if not isinstance(deep_supervision, int) or isinstance(deep_supervision, bool) or not 0 <= deep_supervision < depth:
-            raise ValueError(f"UNetAttention: deep_supervision must be an integer in [0, depth - 1 = {depth - 1}], got {deep_supervision!r}")
+        if (
+            not isinstance(deep_supervision, int)
+            or isinstance(deep_supervision, bool)
+            or not 0 <= deep_supervision < depth
+        ):
+            raise ValueError(
+                f"UNetAttention: deep_supervision must be an integer in [0, depth - 1 = {depth - 1}], got {deep_supervision!r}"
+            )
         if not valid_cross_attention_levels(cross_attention_levels, depth):
             raise ValueError(
                 f"UNetAttention: cross_attention_levels must be null (all) or a non-empty list of skip levels "
@@ -122,12 +133,18 @@ class UNetAttention(nn.Module):
         channels = [base_channels * 2**i for i in range(depth + 1)]
         self.inc = DoubleConv(in_channels, channels[0])
         self.downs = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))
-        self.self_attention = MultiHeadSelfAttention2d(channels[-1], heads, qk_norm, registers) if self_attention else None
+        self.self_attention = (
+            MultiHeadSelfAttention2d(channels[-1], heads, qk_norm, registers) if self_attention else None
+        )
         # Keyed by level ("0" = full resolution): the same state-dict keys as a list of all levels.
         self.cross_attention = (
             nn.ModuleDict(
-                {str(i): MultiHeadCrossAttentionGate(channels[i], channels[i + 1], head_dim, max_tokens, gate_channels, qk_norm, gate_init)
-                 for i in levels}
+                {
+                    str(i): MultiHeadCrossAttentionGate(
+                        channels[i], channels[i + 1], head_dim, max_tokens, gate_channels, qk_norm, gate_init
+                    )
+                    for i in levels
+                }
             )
             if cross_attention
             else None
@@ -135,7 +152,9 @@ class UNetAttention(nn.Module):
         self.ups = nn.ModuleList(Up(channels[i + 1], channels[i]) for i in range(depth))
         self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
         # Auxiliary heads on decoder levels 1..deep_supervision (outputs at 1/2, 1/4, ... resolution).
-        self.aux_heads = nn.ModuleList(nn.Conv2d(channels[i], num_classes, kernel_size=1) for i in range(1, deep_supervision + 1))
+        self.aux_heads = nn.ModuleList(
+            nn.Conv2d(channels[i], num_classes, kernel_size=1) for i in range(1, deep_supervision + 1)
+        )
 
     def check_input_size(self, height: int, width: int) -> None:
         """Raise a ValueError naming the size and the nearest valid sizes if not divisible by 2**depth."""
@@ -182,7 +201,9 @@ class UNetAttention(nn.Module):
                     maps.gate_levels.insert(0, level)
                     maps.cross_attention.insert(0, weights)
                     maps.cross_attention_sizes.insert(0, (y.shape[-2], y.shape[-1]))
-                    maps.cross_attention_key_sizes.insert(0, key_value_grid(y.shape[-2], y.shape[-1], gate_module.max_tokens))
+                    maps.cross_attention_key_sizes.insert(
+                        0, key_value_grid(y.shape[-2], y.shape[-1], gate_module.max_tokens)
+                    )
             y = self.ups[level](y, skip)
             if with_aux and 1 <= level <= len(self.aux_heads):
                 aux.insert(0, self.aux_heads[level - 1](y))

@@ -18,10 +18,17 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
 from segattn.figures import (
-    choose_queries, denormalize, gate_figure, image_dice, normalization_of, prediction_figure, self_attention_figure,
-    varied_sample, worst_k,
+    choose_queries,
+    denormalize,
+    gate_figure,
+    image_dice,
+    normalization_of,
+    prediction_figure,
+    self_attention_figure,
+    varied_sample,
+    worst_k,
 )
-from segattn.training.attention_stats import AttentionStats
+from segattn.metrics.attention import AttentionStats
 
 #: Single-number MHSA statistics, logged as val_attention/<key>.
 SINK_SCALARS = ("mhsa_border_ratio", "mhsa_foreground_key_ratio", "mhsa_register_mass")
@@ -71,15 +78,27 @@ class AttentionImageLogger(Callback):
     """
 
     def __init__(
-        self, every_n_epochs: int = 5, num_images: int = 3, worst_k: int = 2, num_queries: int = 3, per_head: bool = True,
-        seed: int | None = None, min_interval_s: float = 0.0,
+        self,
+        every_n_epochs: int = 5,
+        num_images: int = 3,
+        worst_k: int = 2,
+        num_queries: int = 3,
+        per_head: bool = True,
+        seed: int | None = None,
+        min_interval_s: float = 0.0,
     ) -> None:
-        for key, value, low in (("every_n_epochs", every_n_epochs, 1), ("num_images", num_images, 1), ("worst_k", worst_k, 0),
-                                ("num_queries", num_queries, 1)):
+        for key, value, low in (
+            ("every_n_epochs", every_n_epochs, 1),
+            ("num_images", num_images, 1),
+            ("worst_k", worst_k, 0),
+            ("num_queries", num_queries, 1),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"callbacks.attention_images.{key}: got {value!r}; expected an integer >= {low}")
         if isinstance(min_interval_s, bool) or not isinstance(min_interval_s, (int, float)) or min_interval_s < 0:
-            raise ValueError(f"callbacks.attention_images.min_interval_s: got {min_interval_s!r}; expected seconds >= 0")
+            raise ValueError(
+                f"callbacks.attention_images.min_interval_s: got {min_interval_s!r}; expected seconds >= 0"
+            )
         self.every_n_epochs = every_n_epochs
         self.min_interval_s = float(min_interval_s)
         self.num_images = num_images
@@ -106,8 +125,9 @@ class AttentionImageLogger(Callback):
         self._draw_epoch = trainer.current_epoch if draws else None
         self._val_dice = {} if draws and self.worst_k else None
 
-    def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int,
-                                dataloader_idx: int = 0) -> None:
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs, batch, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         """On a drawing epoch, the Dice of each validated image from the step's own predictions."""
         if self._val_dice is None or not isinstance(outputs, dict) or "predictions" not in outputs:
             return
@@ -168,19 +188,43 @@ class AttentionImageLogger(Callback):
             is_worst = k >= len(fixed)
             note = f"(worst {k - len(fixed) + 1} of the {len(dataset)} val images)" if is_worst else ""
             tag = f"val_predictions_worst/{k - len(fixed) + 1}" if is_worst else f"val_predictions/{item['name']}"
-            figure = prediction_figure(photo, item["mask"], predictions[k], name=item["name"], dice=dice, class_names=dm.class_names,
-                                       ignore_index=ignore, original_size=size, note=note)
+            figure = prediction_figure(
+                photo,
+                item["mask"],
+                predictions[k],
+                name=item["name"],
+                dice=dice,
+                class_names=dm.class_names,
+                ignore_index=ignore,
+                original_size=size,
+                note=note,
+            )
             writer.add_figure(tag, figure, global_step=step, close=True)
             if is_worst:
                 continue
             if maps.self_attention is not None:
                 queries = choose_queries(item["mask"], maps.self_attention_size, self.num_queries, ignore)
-                figure = self_attention_figure(photo, maps.self_attention[k], maps.self_attention_size, queries, name=item["name"],
-                                               target=item["mask"], per_head=self.per_head, original_size=size)
+                figure = self_attention_figure(
+                    photo,
+                    maps.self_attention[k],
+                    maps.self_attention_size,
+                    queries,
+                    name=item["name"],
+                    target=item["mask"],
+                    per_head=self.per_head,
+                    original_size=size,
+                )
                 writer.add_figure(f"val_mhsa/{item['name']}", figure, global_step=step, close=True)
             if maps.gates:
-                figure = gate_figure(photo, [g[k] for g in maps.gates], item["mask"], name=item["name"], ignore_index=ignore,
-                                     original_size=size, levels=maps.gate_levels)
+                figure = gate_figure(
+                    photo,
+                    [g[k] for g in maps.gates],
+                    item["mask"],
+                    name=item["name"],
+                    ignore_index=ignore,
+                    original_size=size,
+                    levels=maps.gate_levels,
+                )
                 writer.add_figure(f"val_gates/{item['name']}", figure, global_step=step, close=True)
         n = len(fixed)
         if maps.self_attention is not None or maps.gates:
@@ -210,7 +254,10 @@ class AttentionImageLogger(Callback):
         for start in range(0, len(dataset), batch):
             items = [dataset[i] for i in range(start, min(len(dataset), start + batch))]
             predictions = pl_module(torch.stack([it["image"] for it in items]).to(pl_module.device)).argmax(1).cpu()
-            scores += [image_dice(p, it["mask"], pl_module.net.num_classes, dm.ignore_index) for p, it in zip(predictions, items)]
+            scores += [
+                image_dice(p, it["mask"], pl_module.net.num_classes, dm.ignore_index)
+                for p, it in zip(predictions, items)
+            ]
         return scores
 
 
@@ -232,6 +279,7 @@ def central_window(item: dict, size: int, multiple: int, pad_label: int) -> dict
 
 def slice_maps(maps, n: int):
     """The first ``n`` images of an ``AttentionMaps`` (the fixed sample, without the worst-k)."""
+
     def cut(value):
         if isinstance(value, torch.Tensor):
             return value[:n]

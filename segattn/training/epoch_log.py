@@ -25,14 +25,20 @@ class EpochLogger(Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is not None:
             # Lightning hands callbacks the loss divided by accumulate_grad_batches (what it back-propagates).
-            self.loss_sum = self.loss_sum + loss.detach() * trainer.accumulate_grad_batches  # on the device: no host sync per step
+            self.loss_sum = (
+                self.loss_sum + loss.detach() * trainer.accumulate_grad_batches
+            )  # on the device: no host sync per step
             self.batches += 1
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         metrics = trainer.callback_metrics
-        parts = [f"train/loss {float(self.loss_sum) / self.batches:.4f}"] if self.batches and self.epoch == trainer.current_epoch else []
+        parts = (
+            [f"train/loss {float(self.loss_sum) / self.batches:.4f}"]
+            if self.batches and self.epoch == trainer.current_epoch
+            else []
+        )
         parts += [f"{key} {float(metrics[key]):.4f}" for key in SHOWN if key in metrics]
         if parts:
             log.info("Epoch %d: %s", trainer.current_epoch, "  ".join(parts))

@@ -48,7 +48,9 @@ def curated_hparams(config: dict) -> dict[str, Any]:
     """The CURATED settings of a resolved config, as HParams-friendly values (missing keys are
     left out; booleans become "true"/"false", None "null", lists text; a data target its class name)."""
     if not isinstance(config, dict):
-        raise TypeError(f"curated_hparams: config must be the resolved run config (a dict), got {type(config).__name__}")
+        raise TypeError(
+            f"curated_hparams: config must be the resolved run config (a dict), got {type(config).__name__}"
+        )
     out: dict[str, Any] = {}
     for column, dotted in CURATED.items():
         node: Any = config
@@ -97,7 +99,9 @@ class HParamsLogger(Callback):
             self.best_iou = float(metrics["val/iou"]) if "val/iou" in metrics else None
         logger = tensorboard_logger(trainer)
         if logger is not None and trainer.is_global_zero and self.best_dice is not None:
-            values = {"val/best_dice": self.best_dice} | ({"val/best_iou": self.best_iou} if self.best_iou is not None else {})
+            values = {"val/best_dice": self.best_dice} | (
+                {"val/best_iou": self.best_iou} if self.best_iou is not None else {}
+            )
             logger.log_metrics(values, step=metrics_step(trainer))
 
     def state_dict(self) -> dict[str, Any]:

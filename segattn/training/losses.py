@@ -22,7 +22,9 @@ class SoftDiceLoss(nn.Module):
     present gives 0 (the cross-entropy term still trains on it).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = None, include_background: bool = False, eps: float = 1.0) -> None:
+    def __init__(
+        self, num_classes: int, ignore_index: int | None = None, include_background: bool = False, eps: float = 1.0
+    ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.ignore_index = ignore_index
@@ -82,7 +84,9 @@ class SegmentationLoss(nn.Module):
         ``F.cross_entropy``), and 0 with zero gradient when every pixel of the batch is ignored:
         ``F.cross_entropy`` would divide 0 by 0 and stop the run with a NaN loss."""
         ignore = -100 if self.ignore_index is None else self.ignore_index
-        summed = F.cross_entropy(logits.float(), target, weight=self.class_weights, ignore_index=ignore, reduction="sum")
+        summed = F.cross_entropy(
+            logits.float(), target, weight=self.class_weights, ignore_index=ignore, reduction="sum"
+        )
         valid = target != ignore
         if self.class_weights is None:
             count = valid.sum()

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from torch import Tensor
 
+from segattn.checkpoint import weight_mismatches
+from segattn.errors import CheckpointError, NonFiniteLossError
 from segattn.inference import InferenceSettings, predict_logits
+from segattn.metrics.scores import SegmentationScores, flatten_scores
 from segattn.models import UNetAttention
 from segattn.training.losses import SegmentationLoss
-from segattn.training.metrics import SegmentationScores, flatten_scores
-from segattn.training.nonfinite import NonFiniteLossError, NonFiniteLossWatch, describe_step, nonfinite_message
+from segattn.training.nonfinite import NonFiniteLossWatch, describe_step, nonfinite_message
 
 log = logging.getLogger(__name__)
 SCHEDULERS = ("cosine", "onecycle", "none")
@@ -64,7 +68,12 @@ class SegmentationModule(L.LightningModule):
         self.net = UNetAttention(**net)
         num_classes = self.net.num_classes
         self.criterion = SegmentationLoss(loss, num_classes, class_weights, ignore_index, include_background)
-        scores = dict(num_classes=num_classes, class_names=class_names, ignore_index=ignore_index, include_background=include_background)
+        scores = dict(
+            num_classes=num_classes,
+            class_names=class_names,
+            ignore_index=ignore_index,
+            include_background=include_background,
+        )
         self.val_scores = SegmentationScores(**scores)
         self.test_scores = SegmentationScores(**scores)
         if channels_last:  # NHWC: faster convolutions on recent GPUs (and some CPUs); measured in BENCHMARKS.md
@@ -72,7 +81,11 @@ class SegmentationModule(L.LightningModule):
         # Kept out of the registered submodules so the state dict has the plain ``net.*`` keys.
         compiled = compile_mode is not None
         object.__setattr__(self, "_compiled_net", torch.compile(self.net, mode=compile_mode) if compiled else None)
-        object.__setattr__(self, "_compiled_aux", torch.compile(self.net.forward_with_aux, mode=compile_mode) if compiled and self.net.aux_heads else None)
+        object.__setattr__(
+            self,
+            "_compiled_aux",
+            torch.compile(self.net.forward_with_aux, mode=compile_mode) if compiled and self.net.aux_heads else None,
+        )
         self._graph_steps = compile_mode in CUDA_GRAPH_MODES
         self.defer_finite_check: bool | None = None  # see defers_finite_check
         self._total_steps: int | None = None  # the schedule's length, saved in checkpoints
@@ -108,7 +121,9 @@ class SegmentationModule(L.LightningModule):
         where = (self.current_epoch, self.global_step, batch_idx, list(batch.get("name", []))[:4])
         deferred = self.defers_finite_check(loss)
         if deferred:
-            self._nonfinite.record(loss, *where)  # read on the host before checkpoints, validation, at epoch ends, every 100 steps
+            self._nonfinite.record(
+                loss, *where
+            )  # read on the host before checkpoints, validation, at epoch ends, every 100 steps
         elif not torch.isfinite(loss):
             if self.hparams.nonfinite_loss != "skip":
                 raise NonFiniteLossError(nonfinite_message(loss.item(), describe_step(*where)))
@@ -123,7 +138,9 @@ class SegmentationModule(L.LightningModule):
         # for the device (deferred), the bar shows the epoch mean instead of each step's loss.
         batch_size = len(batch["image"])
         self.log("train/loss_step", loss, on_step=True, on_epoch=False, prog_bar=not deferred, batch_size=batch_size)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=deferred, batch_size=batch_size, sync_dist=True)
+        self.log(
+            "train/loss", loss, on_step=False, on_epoch=True, prog_bar=deferred, batch_size=batch_size, sync_dist=True
+        )
         return loss
 
     def defers_finite_check(self, loss: Tensor) -> bool:
@@ -162,7 +179,14 @@ class SegmentationModule(L.LightningModule):
         ``on_validation_batch_end``: the figure callback ranks images by them without predicting again)."""
         logits = self.predict_logits(batch["image"])
         loss = self.criterion(logits, batch["mask"])
-        self.log(f"{split}/loss", loss, on_epoch=True, prog_bar=split == "val", batch_size=len(batch["image"]), sync_dist=True)
+        self.log(
+            f"{split}/loss",
+            loss,
+            on_epoch=True,
+            prog_bar=split == "val",
+            batch_size=len(batch["image"]),
+            sync_dist=True,
+        )
         predictions = logits.argmax(dim=1)
         scores.update(predictions, batch["mask"])
         return {"predictions": predictions}
@@ -224,15 +248,15 @@ class SegmentationModule(L.LightningModule):
             raise ValueError(f"module.lr must be > 0, got {hp.lr}")
         precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
         optimizer = torch.optim.AdamW(
-            parameter_groups(self.net, hp.weight_decay, hp.decay_norm_and_bias), lr=hp.lr, **adamw_implementation(precision)
+            parameter_groups(self.net, hp.weight_decay, hp.decay_norm_and_bias),
+            lr=hp.lr,
+            **adamw_implementation(precision),
         )
         if hp.scheduler == "none":
             return optimizer
         total_steps = max(2, int(self.total_training_steps()))
         resumed, self._resumed_total_steps = self._resumed_total_steps, None
         if resumed is not None and resumed != total_steps:
-            from segattn.checkpoint import CheckpointError  # here: segattn.checkpoint imports this module
-
             raise CheckpointError(
                 f"cannot resume: the checkpoint's learning-rate schedule spans {resumed} optimizer steps, but this run's "
                 f"settings give {total_steps} (the training images per epoch, batch size, epochs or step limit differ: e.g. "
@@ -245,9 +269,32 @@ class SegmentationModule(L.LightningModule):
         else:
             # Starts at lr/25, warms up to lr over warmup_fraction of the run, anneals to ~0.
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=hp.lr, total_steps=total_steps, pct_start=one_cycle_pct_start(hp.warmup_fraction, total_steps)
+                optimizer,
+                max_lr=hp.lr,
+                total_steps=total_steps,
+                pct_start=one_cycle_pct_start(hp.warmup_fraction, total_steps),
             )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
+
+
+def module_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> SegmentationModule:
+    """Rebuild the LightningModule from the stored settings and load its weights strictly.
+
+    Any missing, unexpected or mis-shaped tensor is an error naming it: never a half-loaded model.
+    """
+    hparams = checkpoint["hyper_parameters"]
+    accepted = set(inspect.signature(SegmentationModule.__init__).parameters) - {"self"}
+    kwargs = {k: v for k, v in hparams.items() if k in accepted}
+    kwargs["compile"] = False
+    try:
+        module = SegmentationModule(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}: its stored model settings do not build a model: {err}") from None
+    problems = weight_mismatches(module.state_dict(), checkpoint["state_dict"])
+    if problems:
+        raise CheckpointError(f"{path}: weights do not fit the model its settings describe: " + "; ".join(problems))
+    module.load_state_dict(checkpoint["state_dict"], strict=True)
+    return module
 
 
 def compile_mode_of(compile: bool | str) -> str | None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite (the run stops; the last good checkpoint stays)."""
+from segattn.errors import NonFiniteLossError
 
 
 def nonfinite_message(value: float, where: str) -> str:

@@ -24,10 +24,21 @@ class NaNAtStep:
 if __name__ == "__main__":
     L.seed_everything(0)
     data = SyntheticDataModule(image_size=32, batch_size=4)  # 16 images: 2 steps per epoch per process
-    module = SegmentationModule(net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names, nonfinite_loss="skip")
+    module = SegmentationModule(
+        net=dict(depth=2, base_channels=8, heads=2), class_names=data.class_names, nonfinite_loss="skip"
+    )
     object.__setattr__(module, "criterion", NaNAtStep(module.criterion, module, step=1))
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", strategy="ddp", devices=2, logger=False, enable_progress_bar=False,
-                        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0)
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        strategy="ddp",
+        devices=2,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=data)
     if trainer.global_rank == 0:
         assert trainer.global_step == 4, trainer.global_step

@@ -69,13 +69,23 @@ def sink_sums(weights: Tensor, grid: tuple[int, int], mask: Tensor, ignore_index
     fg_share = (cells * fg[:, None, None, :].float()).sum(-1) / spatial  # (B, heads, N)
     cell_share = fg.float().sum(-1) / valid.float().sum(-1).clamp_min(1)  # (B,)
     has_both = (cell_share > 0) & (cell_share < 1)
-    per_image = torch.where(fg_queries, fg_share, 0.0).sum((1, 2)) / fg_queries.sum((1, 2)).clamp_min(1) / cell_share.clamp_min(1e-6)
+    per_image = (
+        torch.where(fg_queries, fg_share, 0.0).sum((1, 2))
+        / fg_queries.sum((1, 2)).clamp_min(1)
+        / cell_share.clamp_min(1e-6)
+    )
     registers = w[..., n:].sum(-1)
-    return torch.tensor([
-        border_share[fg_queries].sum().item(), fg_queries.sum().item(),
-        per_image[has_both].sum().item(), has_both.sum().item(),
-        registers.sum().item(), registers.numel(),
-    ], dtype=torch.float64)
+    return torch.tensor(
+        [
+            border_share[fg_queries].sum().item(),
+            fg_queries.sum().item(),
+            per_image[has_both].sum().item(),
+            has_both.sum().item(),
+            registers.sum().item(),
+            registers.numel(),
+        ],
+        dtype=torch.float64,
+    )
 
 
 def query_agreement(weights: Tensor) -> Tensor:
@@ -126,7 +136,12 @@ class AttentionStats:
                 g = F.interpolate(g, size=mask.shape[-2:], mode="nearest")
             g = g[:, 0]
             self.gate_sums[level] += torch.tensor(
-                [g[foreground].sum().item(), foreground.sum().item(), g[background].sum().item(), background.sum().item()],
+                [
+                    g[foreground].sum().item(),
+                    foreground.sum().item(),
+                    g[background].sum().item(),
+                    background.sum().item(),
+                ],
                 dtype=torch.float64,
             )
             if weights is not None:
