@@ -8,19 +8,19 @@ allowed.
 
 from __future__ import annotations
 
+import inspect
 import math
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from segattn.config.typecheck import check_against_signature, check_target_node
-from segattn.data.oxford_pets import TASKS as OXFORD_TASKS
-from segattn.data.transforms import AUGMENTS
+from segattn.data.settings import data_problems
 from segattn.errors import ConfigError
-from segattn.models.cross_attention import GATE_CHANNELS
-from segattn.models.unet_attention import valid_cross_attention_levels
-from segattn.training.losses import LOSS_NAMES
-from segattn.training.module import NONFINITE_POLICIES, SCHEDULERS, SegmentationModule
+from segattn.inference import InferenceSettings
+from segattn.models.settings import network_problems, size_problem
+from segattn.models.unet_attention import NETWORK_SETTINGS, UNetAttention
+from segattn.training.module import MODULE_SETTINGS, SegmentationModule, module_problems
 
 TOP_LEVEL_KEYS = {
     "data",
@@ -45,54 +45,9 @@ MODULE_FILLED = ("net", "class_names", "ignore_index", "config", "inference")
 MODEL_FILLED_FROM_DATA = ("in_channels", "num_classes")
 
 
-def attention_problems(model: dict) -> list[str]:
-    """MHSA heads must divide the bottleneck's channels, and the positional encoding needs
-    multiples of 4, of every attended width; MHCA heads follow from ``head_dim``."""
-    problems = []
-    depth, base, heads = model.get("depth"), model.get("base_channels"), model.get("heads")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (depth, base, heads)):
-        return problems  # type errors are reported by the signature check
-    if depth < 1:
-        problems.append(f"model.depth: got {depth}; expected an integer >= 1")
-    if base < 1:
-        problems.append(f"model.base_channels: got {base}; expected an integer >= 1")
-    deep = model.get("deep_supervision", 0)
-    if isinstance(deep, int) and not isinstance(deep, bool) and depth >= 1 and not 0 <= deep < depth:
-        problems.append(
-            f"model.deep_supervision: got {deep}; expected an integer from 0 to model.depth - 1 = {depth - 1}"
-        )
-    if model.get("self_attention") and depth >= 1 and base >= 1:
-        bottleneck = base * 2**depth
-        if heads < 1:
-            problems.append(f"model.heads: got {heads}; expected an integer >= 1")
-        elif bottleneck % heads:
-            valid = [h for h in range(1, min(bottleneck, 64) + 1) if bottleneck % h == 0]
-            problems.append(
-                f"model.heads: got {heads}, which does not divide the bottleneck's {bottleneck} channels "
-                f"(model.base_channels={base} * 2**model.depth; attention splits the channels across heads); allowed heads include {valid}"
-            )
-    if model.get("self_attention") or model.get("cross_attention"):
-        if base % 4:
-            problems.append(
-                f"model.base_channels: got {base}; with attention it must be a multiple of 4 (2D sine-cosine positional encoding)"
-            )
-    if model.get("cross_attention"):
-        head_dim = model.get("head_dim", 32)
-        if isinstance(head_dim, int) and not isinstance(head_dim, bool) and head_dim < 1:
-            problems.append(f"model.head_dim: got {head_dim}; expected an integer >= 1")
-        if model.get("max_tokens", 1) < 1:
-            problems.append(f"model.max_tokens: got {model['max_tokens']}; expected an integer >= 1")
-        if model.get("gate_channels", "skip") not in GATE_CHANNELS:
-            problems.append(
-                f"model.gate_channels: got {model.get('gate_channels')!r}; allowed: {', '.join(GATE_CHANNELS)}"
-            )
-    levels = model.get("cross_attention_levels")  # checked by the model even without MHCA, so here too
-    if isinstance(levels, list) and depth >= 1 and not valid_cross_attention_levels(levels, depth):
-        problems.append(
-            f"model.cross_attention_levels: got {levels}; expected null (every level) or a non-empty list of "
-            f"skip levels from 0 (full resolution) to model.depth - 1 = {depth - 1}"
-        )
-    return problems
+def signature_defaults(cls) -> dict:
+    """The constructor's defaults: what a config leaves out gets these."""
+    return {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if p.default is not p.empty}
 
 
 def validate_train_config(cfg: DictConfig) -> None:
@@ -115,38 +70,13 @@ def validate_train_config(cfg: DictConfig) -> None:
             if node is not None:
                 problems += check_target_node(node, f"{group}.{name}")
     problems += check_against_signature(module, "module", SegmentationModule, filled=MODULE_FILLED)
-    problems += attention_problems(model)
-
-    depth, image_size = model.get("depth"), data.get("image_size")
-    if isinstance(depth, int) and isinstance(image_size, int) and depth >= 1:
-        multiple = 2**depth
-        if image_size < multiple or image_size % multiple:
-            problems.append(
-                f"data.image_size: got {image_size}; must be a multiple of 2**model.depth = {multiple} "
-                f"(nearest valid: {valid_sizes_text(image_size, multiple)})"
-            )
-    lr, wd = module.get("lr"), module.get("weight_decay")
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr <= 0:
-        problems.append(f"module.lr: got {lr}; expected a learning rate > 0")
-    warmup = module.get("warmup_fraction")
-    if isinstance(warmup, (int, float)) and not isinstance(warmup, bool) and not 0 <= warmup < 1:
-        problems.append(f"module.warmup_fraction: got {warmup}; expected a fraction in [0, 1)")
-    if isinstance(wd, (int, float)) and not isinstance(wd, bool) and wd < 0:
-        problems.append(f"module.weight_decay: got {wd}; expected a value >= 0")
-    if module.get("loss") not in LOSS_NAMES:
-        problems.append(f"module.loss: got {module.get('loss')!r}; allowed: {', '.join(LOSS_NAMES)}")
-    elif module.get("loss") == "dice" and module.get("class_weights") is not None:
-        problems.append(
-            "module.class_weights: they weight the cross-entropy term, and module.loss=dice has none; "
-            "use module.loss=ce+dice (or ce), or module.class_weights=null"
-        )
-    if module.get("scheduler") not in SCHEDULERS:
-        problems.append(f"module.scheduler: got {module.get('scheduler')!r}; allowed: {', '.join(SCHEDULERS)}")
-    if module.get("nonfinite_loss") not in NONFINITE_POLICIES:
-        problems.append(
-            f"module.nonfinite_loss: got {module.get('nonfinite_loss')!r}; allowed: {', '.join(NONFINITE_POLICIES)}"
-        )
-    problems += data_problems(data)
+    network = {**signature_defaults(UNetAttention), **{k: v for k, v in model.items() if k in NETWORK_SETTINGS}}
+    problems += [f"model.{p}" for p in network_problems(network)]
+    problems += [f"module.{p}" for p in module_problems({k: v for k, v in module.items() if k in MODULE_SETTINGS})]
+    depth, image_size = network.get("depth"), data.get("image_size")
+    if is_int(depth) and depth >= 1 and is_int(image_size) and image_size >= 1:
+        problems += [p for p in [size_problem("data.image_size", image_size, depth)] if p]
+    problems += [f"data.{p}" for p in data_problems(data)]
     problems += inference_problems(
         OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data, model.get("depth")
     )
@@ -180,8 +110,6 @@ def validate_train_config(cfg: DictConfig) -> None:
 def inference_problems(inference: dict, data: dict, depth: object) -> list[str]:
     """The ``inference`` block: known keys and values; sliding windows go with patch training,
     and patches and windows fit the network (multiples of 2**depth)."""
-    from segattn.inference import InferenceSettings
-
     problems = []
     try:
         settings = InferenceSettings(**inference)
@@ -202,13 +130,10 @@ def inference_problems(inference: dict, data: dict, depth: object) -> list[str]:
             "data.image_size (inference.mode=resize); set data.patch_size to train at native scale, or slide a window "
             "later with evaluate.py / segattn-predict inference.mode=sliding_window"
         )
-    if isinstance(depth, int) and not isinstance(depth, bool) and depth >= 1:
-        multiple = 2**depth
+    if is_int(depth) and depth >= 1:
         for key, value in (("data.patch_size", patch_size), ("inference.window", settings.window)):
-            if isinstance(value, int) and value % multiple:
-                problems.append(
-                    f"{key}: got {value}; must be a multiple of 2**model.depth = {multiple} (e.g. {max(multiple, value // multiple * multiple)})"
-                )
+            if is_int(value) and value >= 1:
+                problems += [p for p in [size_problem(key, value, depth)] if p]
     return problems
 
 
@@ -251,12 +176,6 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
     return problems
 
 
-def valid_sizes_text(size: int, multiple: int) -> str:
-    """ "64 or 128", or just "256" when the size is below the smallest multiple."""
-    lo, hi = max(multiple, size // multiple * multiple), (size // multiple + 1) * multiple
-    return str(lo) if lo == hi or lo == size else f"{lo} or {hi}"
-
-
 def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
     """The run must have a known length: the schedule is laid out over it (``max_epochs=-1`` means
     no limit to Lightning, ``null`` means 1000 epochs unless ``max_steps`` is set)."""
@@ -279,25 +198,5 @@ def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
     return []
 
 
-def data_problems(data: dict) -> list[str]:
-    """Rules on data values that the data module's constructor would only meet later."""
-    problems = []
-    if data.get("_target_") == "segattn.data.OxfordPetsDataModule" and data.get("task") not in OXFORD_TASKS:
-        problems.append(f"data.task: got {data.get('task')!r}; allowed: {', '.join(OXFORD_TASKS)}")
-    download = data.get("download", False)
-    if not (download is True or download is False or download == "auto"):
-        problems.append(f"data.download: got {download!r}; allowed: true, false, auto")
-    if "augment" in data and data["augment"] not in AUGMENTS:
-        problems.append(f"data.augment: got {data['augment']!r}; allowed: {', '.join(AUGMENTS)}")
-    for key in ("batch_size", "image_size"):
-        value = data.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            problems.append(f"data.{key}: got {value}; expected an integer >= 1")
-    value = data.get("num_workers")
-    if value is not None and value != "auto" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        problems.append(f"data.num_workers: got {value!r}; expected an integer >= 0 or auto")
-    for key in ("val_fraction", "test_fraction"):
-        value = data.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not 0 <= value < 1:
-            problems.append(f"data.{key}: got {value}; expected a fraction in [0, 1)")
-    return problems
+def is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

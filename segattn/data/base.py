@@ -23,7 +23,8 @@ from segattn.errors import DatasetLayoutError
 from segattn.data.patches import PAD_LABEL, rescale, sample_patch
 from segattn.data.samples import lookup_table
 from segattn.data.splits import seeded_cap
-from segattn.data.transforms import AUGMENTS, Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
+from segattn.data.settings import raise_on_problems
+from segattn.data.transforms import Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
 from segattn.data.workers import resolve_num_workers
 from segattn.data.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
 
@@ -150,9 +151,9 @@ class SegmentationDataModule(L.LightningDataModule):
         self,
         image_size: int = 128,
         batch_size: int = 8,
-        num_workers: int | str = 0,
+        num_workers: int | str = "auto",
         pin_memory: bool | None = None,
-        persistent_workers: bool = False,
+        persistent_workers: bool = True,
         seed: int | None = 42,
         max_samples: int | None = None,
         augment: str = "light",
@@ -167,11 +168,14 @@ class SegmentationDataModule(L.LightningDataModule):
         eval_transform: A.Compose | None = None,
     ) -> None:
         super().__init__()
-        for name, value, low in (("image_size", image_size, 1), ("batch_size", batch_size, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"data.{name}: got {value!r}; expected an integer >= {low}")
-        if max_samples is not None and (not isinstance(max_samples, int) or max_samples < 1):
-            raise ValueError(f"data.max_samples: got {max_samples!r}; expected a positive integer or null")
+        raise_on_problems(
+            type(self).__name__,
+            dict(
+                image_size=image_size, batch_size=batch_size, num_workers=num_workers, max_samples=max_samples,
+                augment=augment, patch_size=patch_size, scale=scale, foreground_fraction=foreground_fraction,
+                patches_per_image=patches_per_image,
+            ),
+        )
         self.image_size = image_size
         self.batch_size = batch_size
         self.num_workers = resolve_num_workers(num_workers, cache)  # "auto": by device and cache (workers.py)
@@ -181,19 +185,9 @@ class SegmentationDataModule(L.LightningDataModule):
         # Splits must never depend on chance: a null seed (the run's ``seed: null``) means the default.
         self.seed = DEFAULT_SEED if seed is None else int(seed)
         self.max_samples = max_samples
-        if augment not in AUGMENTS:
-            raise ValueError(f"data.augment: got {augment!r}; allowed: {', '.join(AUGMENTS)}")
         self.augment = augment
         self.vertical_flip = vertical_flip
         self.rotate90 = rotate90
-        if patch_size is not None and (not isinstance(patch_size, int) or isinstance(patch_size, bool) or patch_size < 1):
-            raise ValueError(f"data.patch_size: got {patch_size!r}; expected a positive integer or null (resize to data.image_size)")
-        if not isinstance(scale, (int, float)) or isinstance(scale, bool) or scale <= 0:
-            raise ValueError(f"data.scale: got {scale!r}; expected a resampling factor > 0 (1 = native scale)")
-        if not isinstance(foreground_fraction, (int, float)) or not 0 <= foreground_fraction <= 1:
-            raise ValueError(f"data.foreground_fraction: got {foreground_fraction!r}; expected a fraction in [0, 1]")
-        if not isinstance(patches_per_image, int) or isinstance(patches_per_image, bool) or patches_per_image < 1:
-            raise ValueError(f"data.patches_per_image: got {patches_per_image!r}; expected an integer >= 1")
         self.patch_size = patch_size
         self.patches_per_image = patches_per_image
         self.cache = cache

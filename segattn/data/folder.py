@@ -12,7 +12,8 @@ from segattn.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.io import IMAGE_EXTENSIONS
 from segattn.data.mask_values import BINARY_MAPPINGS, infer_binary_mapping
 from segattn.data.samples import FileSample
-from segattn.data.splits import check_fraction, report_missing, seeded_split
+from segattn.data.settings import raise_on_problems
+from segattn.data.splits import report_missing, seeded_split
 
 log = logging.getLogger(__name__)
 LAYOUT = (
@@ -103,12 +104,9 @@ class FolderDataModule(SegmentationDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if in_channels not in (1, 3):
-            raise ValueError(f"data.in_channels: got {in_channels}; allowed: 1 (grey) or 3 (RGB)")
-        check_fraction("val_fraction", val_fraction)
-        check_fraction("test_fraction", test_fraction)
-        if val_fraction + test_fraction >= 1:
-            raise ValueError(f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction}; must leave images to train on")
+        raise_on_problems(
+            type(self).__name__, dict(in_channels=in_channels, val_fraction=val_fraction, test_fraction=test_fraction)
+        )
         self.root = Path(root)
         # Null: binary masks, 0/255 or 0/1 as the masks show in setup (mask_values.py); both give classes 0 and 1.
         self._mapping_given = bool(mask_mapping)

@@ -8,7 +8,8 @@ from segattn.data.base import SegmentationDataModule
 from segattn.errors import DatasetLayoutError
 from segattn.data.folder import paired_samples
 from segattn.data.samples import FileSample
-from segattn.data.splits import check_fraction, natural_key, seeded_split
+from segattn.data.settings import raise_on_problems
+from segattn.data.splits import natural_key, seeded_split
 from segattn.data.transforms import Stats
 
 LAYOUT = "train/images/<id>.png and train/masks/<id>.png (512x512 grey; mask 0 = membrane, 255 = cell interior)"
@@ -28,10 +29,7 @@ class ISBI2012DataModule(SegmentationDataModule):
 
     def __init__(self, root: str, val_fraction: float = 0.2, test_fraction: float = 0.2, skip_missing: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        check_fraction("val_fraction", val_fraction)
-        check_fraction("test_fraction", test_fraction)
-        if val_fraction + test_fraction >= 1:
-            raise ValueError(f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction}; must leave slices to train on")
+        raise_on_problems(type(self).__name__, dict(val_fraction=val_fraction, test_fraction=test_fraction))
         self.root = Path(root)
         self.val_fraction = val_fraction
         self.test_fraction = test_fraction

@@ -9,10 +9,10 @@ from segattn.data.base import SegmentationDataModule
 from segattn.errors import DatasetLayoutError
 from segattn.data.patches import PAD_LABEL
 from segattn.data.samples import FileSample
-from segattn.data.splits import check_fraction, report_missing, seeded_split
+from segattn.data.settings import raise_on_problems
+from segattn.data.splits import report_missing, seeded_split
 
 log = logging.getLogger(__name__)
-TASKS = ("binary", "trimap")
 LAYOUT = "images/<Name>.jpg, annotations/trimaps/<Name>.png, annotations/trainval.txt, annotations/test.txt"
 LAYOUT_PARTS = ("images", "annotations/trimaps", "annotations/trainval.txt", "annotations/test.txt")
 HOW_TO_GET = (
@@ -25,8 +25,7 @@ DOWNLOAD_DIR = "oxford-iiit-pet"  # where torchvision.datasets.OxfordIIITPet put
 def should_download(download: bool | str, layout_present: bool) -> bool:
     """``true``: always let torchvision fetch (it skips files it already has); ``false``: never;
     ``auto`` (what ``make train`` passes): only when the official layout is not there yet."""
-    if not (download is True or download is False or download == "auto"):
-        raise ValueError(f"data.download: got {download!r}; allowed: true, false, auto")
+    raise_on_problems("Oxford-IIIT Pet", {"download": download})
     return download is True or (download == "auto" and not layout_present)
 
 
@@ -63,14 +62,11 @@ class OxfordPetsDataModule(SegmentationDataModule):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if task not in TASKS:
-            raise ValueError(f"data.task: got {task!r}; allowed: {', '.join(TASKS)}")
-        check_fraction("val_fraction", val_fraction)
+        raise_on_problems(type(self).__name__, dict(task=task, val_fraction=val_fraction, download=download))
         self.root = Path(root)
         self.task = task
         self.ignore_border = ignore_border
         self.val_fraction = val_fraction
-        should_download(download, True)  # reject a bad value now, before any data is touched
         self.download = download
         self.skip_missing = skip_missing
         self.in_channels = 3

@@ -18,11 +18,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def check_fraction(name: str, value: float) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"data.{name}: got {value}; expected a fraction in [0, 1)")
-
-
 def natural_key(name: str) -> list:
     """Sort key that orders the numbers inside names by value: ``2`` before ``10``."""
     return [(0, int(part), "") if part[0] in "0123456789" else (1, 0, part) for part in re.split(r"([0-9]+)", name) if part]

@@ -9,34 +9,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def check_heads(channels: int, heads: int, where: str) -> None:
-    """Raise a clear error unless ``heads`` splits ``channels`` evenly."""
-    if heads < 1:
-        raise ValueError(f"{where}: heads must be >= 1, got heads={heads}")
-    if channels % heads != 0:
-        divisors = [h for h in range(1, min(channels, 64) + 1) if channels % h == 0]
-        raise ValueError(
-            f"{where}: channels={channels} is not divisible by heads={heads}; "
-            f"valid head counts for {channels} channels include {divisors}"
-        )
-
-
-def heads_for(channels: int, head_dim: int, where: str) -> int:
-    """Heads of an attention over ``channels``: ``channels // head_dim``, at least 1, lowered to
-    the nearest count that divides ``channels``.
-
-    One head count for every level would give the shallow, narrow skips head dimensions of 2–4
-    (8 heads on 16 channels), where a dot product carries little and the CPU kernels run slowest;
-    a head dimension keeps every head equally expressive and lets wide levels have more heads.
-    """
-    if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim < 1:
-        raise ValueError(f"{where}: head_dim must be a positive integer, got {head_dim!r}")
-    heads = max(1, channels // head_dim)
-    while channels % heads:
-        heads -= 1
-    return heads
-
-
 def split_heads(x: Tensor, heads: int) -> Tensor:
     """(B, N, C) → (B, heads, N, C / heads), with unit stride along the head dimension.
 

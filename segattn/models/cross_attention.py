@@ -8,12 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segattn.models.attention import heads_for, multihead_attention
+from segattn.models.attention import multihead_attention
 from segattn.models.positional_encoding import positions
+from segattn.models.settings import gate_problems, heads_for, positional_channels_problem
 from segattn.models.token_pooling import adaptive_pool2d, key_value_grid
-
-GATE_CHANNELS = ("one", "skip")
-
 
 class MultiHeadCrossAttentionGate(nn.Module):
     """Filters the skip feature S with a sigmoid gate computed by cross-attention from Y.
@@ -36,23 +34,18 @@ class MultiHeadCrossAttentionGate(nn.Module):
         head_dim: int = 32,
         max_tokens: int = 256,
         gate_channels: str = "skip",
-        qk_norm: bool = False,
-        gate_init: float = 0.5,
+        qk_norm: bool = True,
+        gate_init: float = 0.9,
     ) -> None:
         super().__init__()
-        where = f"cross-attention on the {skip_channels}-channel skip"
-        for name, c in (("skip", skip_channels), ("coarse", coarse_channels)):
-            if c % 4 != 0:
-                raise ValueError(
-                    f"{where}: {name} channels must be divisible by 4 for the 2D positional encoding, got {c}"
-                )
-        if max_tokens < 1:
-            raise ValueError(f"{where}: max_tokens must be >= 1, got {max_tokens}")
-        if not 0 < gate_init < 1:
-            raise ValueError(f"{where}: gate_init must lie in (0, 1), got {gate_init}")
-        if gate_channels not in GATE_CHANNELS:
-            raise ValueError(f"{where}: gate_channels must be one of {GATE_CHANNELS}, got {gate_channels!r}")
-        self.heads = heads_for(skip_channels, head_dim, where)  # always divides the channels
+        problems = [
+            positional_channels_problem(skip_channels, "skip channels"),
+            positional_channels_problem(coarse_channels, "coarse channels"),
+            *gate_problems(head_dim, max_tokens, gate_channels, gate_init),
+        ]
+        if any(problems):
+            raise ValueError(f"cross-attention on the {skip_channels}-channel skip: " + "; ".join(p for p in problems if p))
+        self.heads = heads_for(skip_channels, head_dim)  # always divides the channels
         self.max_tokens = max_tokens
         self.coarse_norm = nn.LayerNorm(coarse_channels)
         self.skip_norm = nn.LayerNorm(skip_channels)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from segattn.models.attention import check_heads, multihead_attention
+from segattn.models.attention import multihead_attention
 from segattn.models.positional_encoding import add_positional_encoding
+from segattn.models.settings import heads_problem, positional_channels_problem, registers_problem
 
 
 class MultiHeadSelfAttention2d(nn.Module):
@@ -24,15 +25,15 @@ class MultiHeadSelfAttention2d(nn.Module):
     the registers last.
     """
 
-    def __init__(self, channels: int, heads: int = 8, qk_norm: bool = False, registers: int = 0) -> None:
+    def __init__(self, channels: int, heads: int = 8, qk_norm: bool = True, registers: int = 0) -> None:
         super().__init__()
-        check_heads(channels, heads, "self-attention")
-        if channels % 4 != 0:
-            raise ValueError(
-                f"self-attention: channels must be divisible by 4 for the 2D positional encoding, got {channels}"
-            )
-        if not isinstance(registers, int) or isinstance(registers, bool) or registers < 0:
-            raise ValueError(f"self-attention: registers must be an integer >= 0, got {registers!r}")
+        problems = [
+            heads_problem(channels, heads),
+            positional_channels_problem(channels, "channels"),
+            registers_problem(registers),
+        ]
+        if any(problems):
+            raise ValueError("self-attention: " + "; ".join(p for p in problems if p))
         self.heads = heads
         self.norm = nn.LayerNorm(channels)
         self.qkv = nn.Linear(channels, 3 * channels)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import torch
@@ -10,6 +11,7 @@ from torch import Tensor, nn
 from segattn.models.blocks import DoubleConv, Down, Up
 from segattn.models.cross_attention import MultiHeadCrossAttentionGate
 from segattn.models.self_attention import MultiHeadSelfAttention2d
+from segattn.models.settings import network_problems, size_problem
 from segattn.models.token_pooling import key_value_grid
 
 
@@ -39,20 +41,6 @@ class AttentionMaps:
     depth: int = 0  # the model's skip levels (0..depth-1), gated or not
 
 
-def valid_cross_attention_levels(levels, depth: int) -> bool:
-    """True for a non-empty list of skip levels from 0 to ``depth - 1`` (``None`` = every level is
-    valid too); the model and the config check share this."""
-    if levels is None:
-        return True
-    return bool(levels) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < depth for i in levels)
-
-
-def nearest_valid_sizes(size: int, multiple: int) -> tuple[int, int]:
-    """The multiples of ``multiple`` just below and above ``size`` (the lower one at least ``multiple``)."""
-    lower = max(multiple, size // multiple * multiple)
-    return lower, (size // multiple + 1) * multiple
-
-
 class UNetAttention(nn.Module):
     """U-Net Transformer (Petit et al., MLMI 2021, arXiv 2103.06104).
 
@@ -75,7 +63,7 @@ class UNetAttention(nn.Module):
         deep_supervision: number of auxiliary 1×1 heads on the decoder levels above the output
             (0 = none); their logits come from ``forward_with_aux`` for an auxiliary loss.
         qk_norm: LayerNorm of queries and keys per head in every attention (bounded logits).
-        gate_init: initial value of every MHCA gate (0.5; near 1 the U-Net starts as a plain one).
+        gate_init: initial value of every MHCA gate (near 1 the U-Net starts as a plain one).
         registers: learned register tokens among the MHSA's keys and values (0 = none): a place for
             attention that no cell needs, instead of the image border.
 
@@ -99,33 +87,15 @@ class UNetAttention(nn.Module):
         max_tokens: int = 256,
         gate_channels: str = "skip",
         deep_supervision: int = 0,
-        qk_norm: bool = False,
-        gate_init: float = 0.5,
+        qk_norm: bool = True,
+        gate_init: float = 0.9,
         cross_attention_levels: list[int] | None = None,
         registers: int = 0,
     ) -> None:
         super().__init__()
-        for name, value in (
-            ("in_channels", in_channels),
-            ("num_classes", num_classes),
-            ("depth", depth),
-            ("base_channels", base_channels),
-        ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"UNetAttention: {name} must be a positive integer, got {value!r}")
-        if (
-            not isinstance(deep_supervision, int)
-            or isinstance(deep_supervision, bool)
-            or not 0 <= deep_supervision < depth
-        ):
-            raise ValueError(
-                f"UNetAttention: deep_supervision must be an integer in [0, depth - 1 = {depth - 1}], got {deep_supervision!r}"
-            )
-        if not valid_cross_attention_levels(cross_attention_levels, depth):
-            raise ValueError(
-                f"UNetAttention: cross_attention_levels must be null (all) or a non-empty list of skip levels "
-                f"from 0 to depth - 1 = {depth - 1}, got {cross_attention_levels!r}"
-            )
+        problems = network_problems({k: v for k, v in locals().items() if k in NETWORK_SETTINGS})
+        if problems:
+            raise ValueError("UNetAttention: " + "; ".join(problems))
         levels = list(range(depth)) if cross_attention_levels is None else sorted(set(cross_attention_levels))
         self.depth = depth
         self.num_classes = num_classes
@@ -158,14 +128,10 @@ class UNetAttention(nn.Module):
 
     def check_input_size(self, height: int, width: int) -> None:
         """Raise a ValueError naming the size and the nearest valid sizes if not divisible by 2**depth."""
-        multiple = 2**self.depth
-        for name, size in (("height", height), ("width", width)):
-            if size % multiple != 0:
-                lo, hi = nearest_valid_sizes(size, multiple)
-                raise ValueError(
-                    f"input {name} {size} is not divisible by 2**depth = {multiple} (depth={self.depth}); "
-                    f"nearest valid sizes: {lo if lo == hi else f'{lo} or {hi}'} (resize or pad the image, e.g. data.image_size={lo})"
-                )
+        for name, size in (("input height", height), ("input width", width)):
+            problem = size_problem(name, size, self.depth)
+            if problem:
+                raise ValueError(f"{problem}; resize or pad the image")
 
     def forward(self, x: Tensor, return_attention: bool = False) -> Tensor | tuple[Tensor, AttentionMaps]:
         logits, maps, _ = self._run(x, return_attention, with_aux=False)
@@ -208,3 +174,7 @@ class UNetAttention(nn.Module):
             if with_aux and 1 <= level <= len(self.aux_heads):
                 aux.insert(0, self.aux_heads[level - 1](y))
         return self.head(y), maps, aux
+
+
+#: The constructor's settings (``segattn.models.settings.network_problems`` checks them).
+NETWORK_SETTINGS = tuple(inspect.signature(UNetAttention.__init__).parameters)[1:]

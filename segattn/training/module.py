@@ -18,7 +18,7 @@ from segattn.errors import CheckpointError, NonFiniteLossError
 from segattn.inference import InferenceSettings, predict_logits
 from segattn.metrics.scores import SegmentationScores, flatten_scores
 from segattn.models import UNetAttention
-from segattn.training.losses import SegmentationLoss
+from segattn.training.losses import LOSS_NAMES, SegmentationLoss
 from segattn.training.nonfinite import NonFiniteLossWatch, describe_step, nonfinite_message
 
 log = logging.getLogger(__name__)
@@ -50,19 +50,16 @@ class SegmentationModule(L.LightningModule):
         decay_norm_and_bias: bool = False,
         include_background: bool = False,
         compile: bool | str = False,
-        channels_last: bool = False,
+        channels_last: bool = True,
         nonfinite_loss: str = "error",
         inference: dict | None = None,
         config: dict | None = None,
     ) -> None:
         super().__init__()
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"module.scheduler: unknown scheduler {scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
-        if not 0 <= warmup_fraction < 1:
-            raise ValueError(f"module.warmup_fraction: got {warmup_fraction}; expected a fraction in [0, 1)")
+        problems = module_problems({k: v for k, v in locals().items() if k in MODULE_SETTINGS})
+        if problems:
+            raise ValueError("SegmentationModule: " + "; ".join(problems))
         compile_mode = compile_mode_of(compile)
-        if nonfinite_loss not in NONFINITE_POLICIES:
-            raise ValueError(f"module.nonfinite_loss: got {nonfinite_loss!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
         self.save_hyperparameters()
         self.inference = InferenceSettings(**(inference or {}))
         self.net = UNetAttention(**net)
@@ -244,8 +241,6 @@ class SegmentationModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        if hp.lr <= 0:
-            raise ValueError(f"module.lr must be > 0, got {hp.lr}")
         precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
         optimizer = torch.optim.AdamW(
             parameter_groups(self.net, hp.weight_decay, hp.decay_norm_and_bias),
@@ -303,11 +298,45 @@ def compile_mode_of(compile: bool | str) -> str | None:
     and backward are also replayed as CUDA graphs, one launch each instead of one per kernel)."""
     if compile is False or compile is None:
         return None
-    if compile is True:
-        return "default"
-    if isinstance(compile, str) and compile in COMPILE_MODES:
-        return compile
-    raise ValueError(f"module.compile: got {compile!r}; expected true, false or one of {', '.join(COMPILE_MODES)}")
+    return "default" if compile is True else compile
+
+
+def module_problems(settings: dict[str, Any]) -> list[str]:
+    """Every problem of ``SegmentationModule``'s training settings (the ``module`` config block),
+    as "<setting>: got <value>; <what is allowed>": the constructor raises them, and the config
+    check reports them before any data is read."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    problems = []
+    loss = settings.get("loss", "ce+dice")
+    if loss not in LOSS_NAMES:
+        problems.append(f"loss: got {loss!r}; allowed: {', '.join(LOSS_NAMES)}")
+    elif loss == "dice" and settings.get("class_weights") is not None:
+        problems.append(
+            "class_weights: they weight the cross-entropy term, and loss=dice has none; "
+            "use loss=ce+dice (or ce), or class_weights=null"
+        )
+    lr = settings.get("lr", 3e-3)
+    if number(lr) and lr <= 0:
+        problems.append(f"lr: got {lr}; expected a learning rate > 0")
+    weight_decay = settings.get("weight_decay", 0.0)
+    if number(weight_decay) and weight_decay < 0:
+        problems.append(f"weight_decay: got {weight_decay}; expected a value >= 0")
+    scheduler = settings.get("scheduler", "onecycle")
+    if scheduler not in SCHEDULERS:
+        problems.append(f"scheduler: got {scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
+    warmup = settings.get("warmup_fraction", 0.0)
+    if number(warmup) and not 0 <= warmup < 1:
+        problems.append(f"warmup_fraction: got {warmup}; expected a fraction in [0, 1)")
+    policy = settings.get("nonfinite_loss", "error")
+    if policy not in NONFINITE_POLICIES:
+        problems.append(f"nonfinite_loss: got {policy!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
+    compile = settings.get("compile", False)
+    if not (compile in (True, False, None) or compile in COMPILE_MODES):
+        problems.append(f"compile: got {compile!r}; expected true, false or one of {', '.join(COMPILE_MODES)}")
+    return problems
 
 
 def adamw_implementation(precision: str) -> dict:
@@ -367,3 +396,7 @@ def warmup_cosine(total_steps: int, warmup_fraction: float):
         return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
     return factor
+
+
+#: The constructor's settings (``module_problems`` checks them).
+MODULE_SETTINGS = tuple(inspect.signature(SegmentationModule.__init__).parameters)[1:]
