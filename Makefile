@@ -28,7 +28,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 0; fi; exit $$rc
 
-# Speed/memory tables (BENCHMARKS.md); the quality table (benchmarks/quality.py) needs SEGATTN_DATA_DIR and takes ~2 h on 2 CPU cores.
+# Speed/memory tables (BENCHMARKS.md); the quality tables (benchmarks/quality.py) need SEGATTN_DATA_DIR and take hours on a CPU.
 benchmark: $(STAMP)
 	$(PY) benchmarks/attention.py --output logs/benchmarks/attention.md
 	$(PY) benchmarks/model.py --output logs/benchmarks/model.md

@@ -4,9 +4,8 @@ Worker processes pay off when something else does the arithmetic: with a GPU, th
 free to decode and augment the next batches while the GPU trains. When the CPU trains, PyTorch
 already runs its kernels on every core, and workers only compete with those threads for the same
 cores. With ``data.cache`` (decoded, resized samples in memory) what is left per sample is cheap
-augmentation, so loading in the training process is the faster choice: on the 2-core CPU of
-BENCHMARKS.md, 0 workers instead of 2 made the main job's training epoch 6 % shorter, and 3 %
-shorter without the cache (JPEG decoding and resizing in the training process).
+augmentation, so loading in the training process is the better choice on a machine with few
+cores.
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ class InferenceSettings:
     ``tta``: average the softmax over flipped copies: horizontal (2 passes), and with
     ``tta_vertical`` also vertical and both (4 passes). ``tta_vertical`` null = as the model was
     trained (``data.vertical_flip``), as nnU-Net mirrors only along its training axes: a model
-    that never saw an image upside down gains nothing from being shown one (measured on
-    ISBI-2012 in BENCHMARKS.md). ``tta_rotate90``: also the quarter turns, all eight symmetries
+    that never saw an image upside down has not learnt what one looks like. ``tta_rotate90``: also the quarter turns, all eight symmetries
     of the square (8 passes); null = as trained (``data.rotate90``).
     """
 

@@ -15,6 +15,10 @@
 - **Gate contrast** of an MHCA level: mean gate on foreground pixels minus mean gate on
   background pixels (gate channels averaged), over the whole split. 0 = the gate does not tell
   foreground from background; positive = it lets the foreground's skip features through more.
+  With a gate per skip channel, channels may open on foreground and others on background, which
+  cancel in that mean: the **channel contrast** is the mean over channels of each channel's
+  |foreground − background| (0 = no channel tells them apart). A gate's level itself carries no
+  information: the decoder's BatchNorm after the concatenation rescales a uniformly dimmed skip.
 """
 
 from __future__ import annotations
@@ -107,6 +111,7 @@ class AttentionStats:
         self.mhsa_sink = torch.zeros(6, dtype=torch.float64)
         self.mhca_entropy: list[Tensor] = []
         self.gate_sums: list[Tensor] = []  # per gated level: [sum on fg, fg pixels, sum on bg, bg pixels]
+        self.channel_sums: list[Tensor | None] = []  # per gated level: (2, C) gate sums on fg and on bg per channel
         self.gate_levels: list[int] = []
         self.depth = 0
 
@@ -124,6 +129,7 @@ class AttentionStats:
             return
         if not self.gate_sums:
             self.gate_sums = [torch.zeros(4, dtype=torch.float64) for _ in maps.gates]
+            self.channel_sums = [None for _ in maps.gates]
             self.mhca_entropy = [torch.zeros((), dtype=torch.float64) for _ in maps.gates]
             self.gate_levels = list(maps.gate_levels) or list(range(len(maps.gates)))
             self.depth = maps.depth
@@ -131,10 +137,16 @@ class AttentionStats:
         foreground = (mask > 0) & valid
         background = (mask == 0) & valid
         for level, (gate, weights) in enumerate(zip(maps.gates, maps.cross_attention)):
-            g = gate.float().mean(1, keepdim=True)
-            if g.shape[-2:] != mask.shape[-2:]:
-                g = F.interpolate(g, size=mask.shape[-2:], mode="nearest")
-            g = g[:, 0]
+            full = gate.float()
+            if full.shape[-2:] != mask.shape[-2:]:
+                full = F.interpolate(full, size=mask.shape[-2:], mode="nearest")
+            per_channel = torch.stack(
+                [(full * foreground[:, None]).sum((0, 2, 3)), (full * background[:, None]).sum((0, 2, 3))]
+            )
+            self.channel_sums[level] = per_channel.double().cpu() + (
+                0 if self.channel_sums[level] is None else self.channel_sums[level]
+            )
+            g = full.mean(1)
             self.gate_sums[level] += torch.tensor(
                 [
                     g[foreground].sum().item(),
@@ -150,7 +162,8 @@ class AttentionStats:
     def compute(self) -> dict:
         """``{"mhsa_head_entropy": [...], "mhsa_query_agreement": [...], "mhsa_border_ratio": x,
         "mhsa_foreground_key_ratio": x, "mhsa_register_mass": x, "mhca_entropy": [...],
-        "gate_contrast": [...], "gate_mean_foreground": [...], "gate_mean_background": [...]}``
+        "gate_contrast": [...], "gate_channel_contrast": [...], "gate_mean_foreground": [...],
+        "gate_mean_background": [...]}``
         (lists per head or per level, level 0 = full resolution, None at a level without MHCA or
         where the split has no such pixels; keys absent without that part)."""
         out: dict = {}
@@ -168,8 +181,18 @@ class AttentionStats:
             out["gate_mean_foreground"] = [None if v is None else round(v, 4) for v in fg]
             out["gate_mean_background"] = [None if v is None else round(v, 4) for v in bg]
             out["gate_contrast"] = [None if f is None or b is None else round(f - b, 4) for f, b in zip(fg, bg)]
+            out["gate_channel_contrast"] = [
+                None if s[1] == 0 or s[3] == 0 else round(float((c[0] / s[1] - c[1] / s[3]).abs().mean()), 4)
+                for s, c in zip(self.gate_sums, self.channel_sums)
+            ]
             out["mhca_entropy"] = [round(float(e) / n, 4) for e in self.mhca_entropy]
-            for key in ("gate_mean_foreground", "gate_mean_background", "gate_contrast", "mhca_entropy"):
+            for key in (
+                "gate_mean_foreground",
+                "gate_mean_background",
+                "gate_contrast",
+                "gate_channel_contrast",
+                "mhca_entropy",
+            ):
                 out[key] = by_level(out[key], self.gate_levels, self.depth)
         return out
 

@@ -13,6 +13,7 @@ from segattn.models.positional_encoding import positions
 from segattn.models.settings import gate_problems, heads_for, positional_channels_problem
 from segattn.models.token_pooling import adaptive_pool2d, key_value_grid
 
+
 class MultiHeadCrossAttentionGate(nn.Module):
     """Filters the skip feature S with a sigmoid gate computed by cross-attention from Y.
 
@@ -44,7 +45,9 @@ class MultiHeadCrossAttentionGate(nn.Module):
             *gate_problems(head_dim, max_tokens, gate_channels, gate_init),
         ]
         if any(problems):
-            raise ValueError(f"cross-attention on the {skip_channels}-channel skip: " + "; ".join(p for p in problems if p))
+            raise ValueError(
+                f"cross-attention on the {skip_channels}-channel skip: " + "; ".join(p for p in problems if p)
+            )
         self.heads = heads_for(skip_channels, head_dim)  # always divides the channels
         self.max_tokens = max_tokens
         self.coarse_norm = nn.LayerNorm(coarse_channels)

@@ -130,10 +130,15 @@ def network_problems(settings: Mapping[str, Any]) -> list[str]:
     if settings.get("cross_attention"):
         attended.append(base)
         problems += gate_problems(
-            settings.get("head_dim"), settings.get("max_tokens"), settings.get("gate_channels"), settings.get("gate_init")
+            settings.get("head_dim"),
+            settings.get("max_tokens"),
+            settings.get("gate_channels"),
+            settings.get("gate_init"),
         )
     if attended and base % 4:
-        problems.append(f"base_channels: got {base}; with attention it must be a multiple of 4 (2D positional encoding)")
+        problems.append(
+            f"base_channels: got {base}; with attention it must be a multiple of 4 (2D positional encoding)"
+        )
     if not isinstance(settings.get("qk_norm"), bool):
         problems.append(f"qk_norm: got {settings.get('qk_norm')!r}; expected true or false")
     return problems

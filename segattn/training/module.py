@@ -73,7 +73,7 @@ class SegmentationModule(L.LightningModule):
         )
         self.val_scores = SegmentationScores(**scores)
         self.test_scores = SegmentationScores(**scores)
-        if channels_last:  # NHWC: faster convolutions on recent GPUs (and some CPUs); measured in BENCHMARKS.md
+        if channels_last:  # NHWC: the layout the fast convolution kernels of GPUs and many CPUs work in
             self.net = self.net.to(memory_format=torch.channels_last)
         # Kept out of the registered submodules so the state dict has the plain ``net.*`` keys.
         compiled = compile_mode is not None
@@ -343,12 +343,9 @@ def adamw_implementation(precision: str) -> dict:
     """AdamW's fused kernel (one pass over every parameter), or its multi-tensor ``foreach`` path
     under mixed precision (``16-mixed``, ``bf16-mixed``): Lightning's mixed-precision plugin
     refuses to clip the gradients of an optimizer that could unscale them itself, as the fused one
-    can, even in bf16 where nothing is scaled (found on the first CUDA run of ``trainer=gpu``).
-
-    PyTorch's default on the CPU is a Python loop over the parameter tensors: 140 ms per step for
-    the 2M-parameter U-Net on a loaded 2-core CPU, against 12–24 ms (foreach) and 2–5 ms (fused);
-    on a quiet one the difference is within noise (BENCHMARKS.md). Same update rule up to float
-    rounding.
+    can, even in bf16 where nothing is scaled. PyTorch's default on the CPU loops over the
+    parameter tensors in Python, which costs more than the update itself for a small network.
+    Same update rule up to float rounding.
     """
     mixed = str(precision).endswith("-mixed") or str(precision) in ("16", "bf16")
     return {"foreach": True} if mixed else {"fused": True}
