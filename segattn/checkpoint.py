@@ -59,6 +59,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path}: not a checkpoint: it is {describe_file(head)}; expected a .ckpt file written by training "
             f"(a torch.save zip archive, e.g. <run dir>/checkpoints/last.ckpt or best.ckpt)"
         )
+    verify_archive(path, head)
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -89,6 +90,24 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     # Only the data config is ever instantiated from a checkpoint (the network is built directly).
     check_targets((hparams.get("config") or {}).get("data") or {}, str(path), "data")
     return checkpoint
+
+
+def verify_archive(path: Path, head: bytes) -> None:
+    """Check every member of a zip checkpoint against its CRC-32: ``torch.load`` does not, so a
+    flipped bit inside a tensor would load as a silently different weight. Legacy pickle files
+    carry no checksum."""
+    if not head.startswith(b"PK"):
+        return
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {err}") from None
+    if bad is not None:
+        raise CheckpointError(
+            f"{path}: the checkpoint is corrupt: its part {bad!r} does not match its checksum (a damaged copy or "
+            "disk); use another copy, or an earlier checkpoint of the run"
+        )
 
 
 def check_targets(node: Any, source: str, key: str = "") -> None:

@@ -12,7 +12,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from segattn.config.typecheck import check_target_node
-from segattn.errors import CheckpointError, ConfigError
+from segattn.data.settings import data_problems
+from segattn.errors import CheckpointError, ConfigError, SegattnError
+from segattn.files import disk_error_message, is_disk_error
+from segattn.models.settings import size_problem
 
 log = logging.getLogger("segattn")
 
@@ -31,9 +34,17 @@ def run_or_exit(task: Callable[[Any], Any], cfg: Any, failures: tuple[type[BaseE
         sys.exit(2)
     try:
         return task(cfg)
-    except failures as err:
+    except (*failures, SegattnError) as err:
         log.error("%s", clean_message(err))
         sys.exit(2)
+    except KeyboardInterrupt:
+        log.error("interrupted (Ctrl-C); the files written so far are complete and kept")
+        sys.exit(2)
+    except Exception as err:
+        if is_disk_error(err):  # a full, read-only or forbidden output folder: not a bug
+            log.error("%s", disk_error_message(err))
+            sys.exit(2)
+        raise
 
 
 #: What the mandatory (``???``) settings of the commands look like, for the message when one is missing.
@@ -50,6 +61,23 @@ def clean_message(err: BaseException) -> str:
     name = type(err).__name__
     marker = text.rfind(f"{name}: ")
     return text[marker + len(name) + 2 :].strip() if marker >= 0 else text.splitlines()[-1]
+
+
+def build(node: Any, where: str, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` whose refusals of a setting (ValueError, TypeError, Lightning's
+    MisconfigurationException) are one ``ConfigError`` naming ``where``, not a chained traceback."""
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        if isinstance(cause, SegattnError):
+            raise cause from None
+        if isinstance(cause, (ValueError, TypeError, MisconfigurationException)):
+            raise ConfigError(f"{where}: {str(cause).strip()}") from None
+        raise
 
 
 def check_classes_match(checkpoint: dict[str, Any], datamodule: Any, path: str) -> None:
@@ -82,12 +110,15 @@ def pick_device(name: str) -> torch.device:
 
 def datamodule_from_checkpoint(checkpoint: dict[str, Any], overrides: dict[str, Any] | None, path: str):
     """Instantiate the data module of the training run, with the non-null ``overrides`` applied."""
-    return datamodule_from_config((checkpoint["hyper_parameters"].get("config") or {}).get("data"), overrides, path)
+    hparams = checkpoint["hyper_parameters"]
+    depth = (hparams.get("net") or {}).get("depth", 4)
+    return datamodule_from_config((hparams.get("config") or {}).get("data"), overrides, path, depth)
 
 
-def datamodule_from_config(config: dict[str, Any] | None, overrides: dict[str, Any] | None, path: str):
+def datamodule_from_config(config: dict[str, Any] | None, overrides: dict[str, Any] | None, path: str, depth: int = 4):
     """Instantiate a training run's data config (from a checkpoint or an exported model's
-    settings, ``path`` in the message), with the non-null ``overrides`` applied."""
+    settings, ``path`` in the message), with the non-null ``overrides`` applied and checked as
+    training checks them (``depth``: the network's, which image sizes must fit)."""
     if not config:
         raise CheckpointError(f"{path}: holds no data config to rebuild the dataset from")
     data_cfg = OmegaConf.create(config)
@@ -98,6 +129,11 @@ def datamodule_from_config(config: dict[str, Any] | None, overrides: dict[str, A
     # Oxford-IIIT Pet) or a value of the wrong type is one message, not a Hydra traceback.
     checked = {"_target_": data_cfg.get("_target_"), **given}
     problems = check_target_node(OmegaConf.create(checked), "data") if given else []
+    if not problems and given:
+        problems = [f"data.{p}" for p in data_problems(given)]
+        size = given.get("image_size")
+        if not problems and size is not None:
+            problems = [p for p in [size_problem("data.image_size", size, depth)] if p]
     if problems:
         raise ConfigError(f"{path}: " + "; ".join(problems))
     return instantiate(data_cfg)

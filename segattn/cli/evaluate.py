@@ -17,19 +17,19 @@ import hydra
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
 from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import check_classes_match, datamodule_from_checkpoint, pick_device, run_or_exit
 from segattn.cli.inference_setup import prepare_inference
+from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.cli.run_directory import exit_if_unusable
 from segattn.data.base import as_image_tensor
 from segattn.data.checks import check_samples
 from segattn.data.patches import rescale
-from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError
+from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError, RunDirectoryError
 from segattn.figures import denormalize, normalization_of
 from segattn.figures.overlay import colour_classes, to_uint8
+from segattn.files import save_png, writable_folder_problem, write_text
 from segattn.inference import probabilities_at
 from segattn.metrics.attention import AttentionStats
 from segattn.metrics.scores import SegmentationScores
@@ -49,15 +49,18 @@ def evaluate(cfg: DictConfig) -> dict:
     """Score the checkpoint on the configured split; return (and write) the metrics report."""
     if cfg.split not in SPLITS:
         raise ConfigError(f"split: got {cfg.split!r}; allowed: {', '.join(SPLITS)}")
+    if cfg.resolution not in RESOLUTIONS:
+        raise ConfigError(f"resolution: got {cfg.resolution!r}; allowed: {', '.join(RESOLUTIONS)}")
     device = pick_device(cfg.device)
+    problem = writable_folder_problem(cfg.paths.output_dir)
+    if problem:
+        raise RunDirectoryError(f"{problem}; nothing was written. Set hydra.run.dir= to a writable folder")
     checkpoint = load_checkpoint(cfg.ckpt_path)
     module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
     datamodule = datamodule_from_checkpoint(checkpoint, OmegaConf.to_container(cfg.data), cfg.ckpt_path)
     check_classes_match(checkpoint, datamodule, cfg.ckpt_path)
     datamodule.cache = False  # one pass over one split: nothing to gain from decoding every split first
     prepare_inference(module, datamodule, OmegaConf.to_container(cfg.inference))
-    if cfg.resolution not in RESOLUTIONS:
-        raise ConfigError(f"resolution: got {cfg.resolution!r}; allowed: {', '.join(RESOLUTIONS)}")
     datamodule.setup("test" if cfg.split == "test" else "validate")
     if len(datamodule.dataset(cfg.split)) == 0:
         sizes = {split: len(datamodule.dataset(split).samples) for split in ("train", "val", "test")}
@@ -120,15 +123,14 @@ def evaluate(cfg: DictConfig) -> dict:
             preds = preds.cpu()
             if cfg.save_predictions:
                 for image, pred, name in zip(batch["image"], preds, batch["name"]):
-                    Image.fromarray(pred.to(torch.uint8).numpy()).save(prediction_dir / f"{name}_mask.png")
+                    save_png(prediction_dir / f"{name}_mask.png", pred.to(torch.uint8).numpy())
                     if image.shape[-2:] != pred.shape:
                         image = F.interpolate(
                             image[None].float(), size=pred.shape, mode="bilinear", align_corners=False
                         )[0]
                     photo = denormalize(image, stats)
-                    Image.fromarray(to_uint8(colour_classes(photo, pred.numpy(), ignore_index))).save(
-                        prediction_dir / f"{name}_overlay.png"
-                    )
+                    overlay = to_uint8(colour_classes(photo, pred.numpy(), ignore_index))
+                    save_png(prediction_dir / f"{name}_overlay.png", overlay)
 
     report = scores.compute()
     for metric in ("dice", "iou"):
@@ -148,7 +150,7 @@ def evaluate(cfg: DictConfig) -> dict:
         result["attention"] = attention.compute()
     output_dir.mkdir(parents=True, exist_ok=True)
     result = _nan_to_none(result)
-    (output_dir / "metrics.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    write_text(output_dir / "metrics.json", json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(format_table(result))
     log.info("Wrote %s", output_dir / "metrics.json")
     return result
@@ -210,7 +212,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_resolvers()
-    exit_if_unusable("evaluate")
+    preflight("evaluate", "eval")
     _hydra_main()
 
 

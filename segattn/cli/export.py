@@ -19,9 +19,10 @@ from omegaconf import DictConfig
 
 from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import run_or_exit
+from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.cli.run_directory import exit_if_unusable
-from segattn.errors import CheckpointError, ConfigError, ExportMismatchError
+from segattn.errors import CheckpointError, ConfigError, ExportMismatchError, RunDirectoryError
+from segattn.files import writable_folder_problem
 from segattn.training.module import module_from_checkpoint
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,6 @@ def export(cfg: DictConfig) -> Path:
 
     if cfg.format not in FORMATS:
         raise ConfigError(f"format: got {cfg.format!r}; allowed: {', '.join(FORMATS)}")
-    checkpoint = load_checkpoint(cfg.ckpt_path)
-    module = module_from_checkpoint(checkpoint, cfg.ckpt_path)
-    net = module.net
-    sizes = check_sizes(cfg.check_sizes, 2**net.depth)
     output = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(SUFFIXES[cfg.format])
     # segattn-predict (and the check below) tell the formats apart by the suffix: .onnx is ONNX.
     if (output.suffix.lower() == ".onnx") != (cfg.format == "onnx"):
@@ -63,7 +60,12 @@ def export(cfg: DictConfig) -> Path:
         raise FileExistsError(
             f"output={output} already exists; nothing was overwritten. Choose another output, or give overwrite=true"
         )
-    output.parent.mkdir(parents=True, exist_ok=True)
+    problem = writable_folder_problem(output.parent)
+    if problem:
+        raise RunDirectoryError(f"output={output}: {problem}; nothing was written. Choose a writable output")
+    checkpoint = load_checkpoint(cfg.ckpt_path)
+    net = module_from_checkpoint(checkpoint, cfg.ckpt_path).net
+    sizes = check_sizes(cfg.check_sizes, 2**net.depth)
     # Checked under a temporary name: a model that fails the check never takes the name (nor replaces
     # an earlier export there).
     handle, name = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".checking{output.suffix}", dir=output.parent)
@@ -91,7 +93,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_resolvers()
-    exit_if_unusable("export")
+    preflight("export", "export")
     _hydra_main()
 
 

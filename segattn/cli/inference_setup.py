@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
+from segattn.data.io import set_max_pixels
 from segattn.errors import ConfigError
 from segattn.inference import InferenceSettings
 
@@ -42,6 +43,7 @@ def prepare_inference(module, datamodule, overrides: dict | None) -> None:
         tta_vertical=flips_as_trained(settings.tta_vertical, datamodule),
         tta_rotate90=turns_as_trained(settings.tta_rotate90, datamodule),
     )
+    set_max_pixels(settings.max_pixels)
     patch_size = getattr(datamodule, "patch_size", None)
     if patch_size and settings.mode != "sliding_window":
         raise ConfigError(

@@ -21,18 +21,18 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image
 
 from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import datamodule_from_checkpoint, datamodule_from_config, pick_device, run_or_exit
 from segattn.cli.inference_setup import prepare_inference
+from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.cli.run_directory import exit_if_unusable
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
 from segattn.data.patches import rescale
-from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError
+from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError, RunDirectoryError
 from segattn.export import ExportedModel, is_exported_model
 from segattn.figures.overlay import colour_classes, to_uint8
+from segattn.files import save_png, writable_folder_problem
 from segattn.inference import probabilities_at
 from segattn.training.module import module_from_checkpoint
 
@@ -85,6 +85,11 @@ def check_output_dir(input_dir: Path, output_dir: Path, file_names: list[str]) -
             f"output_dir={output_dir} is the input_dir: the masks would be written among the images (and segmented as images "
             "on the next run); choose another output_dir"
         )
+    problem = writable_folder_problem(output_dir)
+    if problem:
+        raise RunDirectoryError(
+            f"output_dir={output_dir}: {problem}; nothing was written. Choose a writable output_dir"
+        )
     existing = [name for name in file_names if (output_dir / name).exists()]
     if existing:
         raise FileExistsError(
@@ -127,7 +132,7 @@ def predict(cfg: DictConfig) -> list[Path]:
             original = read_image(path, grey=grey)  # (H, W) or (H, W, 3) uint8
         except DatasetContentError as err:  # one bad file does not cost the rest their masks
             log.error("%s; skipped", err)
-            unreadable.append(path.name)
+            unreadable.append((path.name, str(err)))
             continue
         scaled, _ = rescale(original, None, datamodule.scale)
         x = datamodule.to_tensor(transform(image=scaled)["image"]).unsqueeze(0).to(device)
@@ -137,18 +142,18 @@ def predict(cfg: DictConfig) -> list[Path]:
                 logits = probabilities_at(logits, original.shape[:2])
         mask = logits.argmax(dim=1)[0].cpu()
         mask_path = output_dir / f"{outputs[path]}_mask.png"
-        Image.fromarray(mask.to(torch.uint8).numpy()).save(mask_path)
+        save_png(mask_path, mask.to(torch.uint8).numpy())
         if cfg.overlay:
             photo = (np.repeat(original[..., None], 3, axis=2) if original.ndim == 2 else original) / 255.0
             overlay = colour_classes(photo, mask.numpy(), datamodule.ignore_index)
-            Image.fromarray(to_uint8(overlay)).save(output_dir / f"{outputs[path]}_overlay.png")
+            save_png(output_dir / f"{outputs[path]}_overlay.png", to_uint8(overlay))
         written.append(mask_path)
     log.info("Wrote %d masks to %s", len(written), output_dir)
     if unreadable:
+        names = ", ".join(name for name, _ in unreadable[:5])
         raise DatasetContentError(
             f"{len(unreadable)} of the {len(images)} images in {input_dir} could not be read and have no mask (first: "
-            f"{', '.join(unreadable[:5])}); the other {len(written)} masks are in {output_dir}. Predict the repaired "
-            "images into another output_dir"
+            f"{names}); the other {len(written)} masks are in {output_dir}. The first problem: {unreadable[0][1]}"
         )
     return written
 
@@ -164,7 +169,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     register_resolvers()
-    exit_if_unusable("predict")
+    preflight("predict", "predict")
     _hydra_main()
 
 

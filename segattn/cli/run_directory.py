@@ -9,12 +9,12 @@ would already have replaced the earlier run's ``.hydra/`` files when the command
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 
+from segattn.cli.run_lock import LOCK_NAME, claim
 from segattn.errors import RunDirectoryError
 
 #: What marks a directory as holding a run (training, evaluation or prediction).
@@ -50,13 +50,17 @@ def describe_existing_run(directory: Path) -> list[str]:
 
 
 def check_before_hydra(argv: Sequence[str], command: str) -> None:
-    """Raise ``RunDirectoryError`` when ``hydra.run.dir=`` names a folder that cannot be written,
-    or one that holds another run (for train.py: unless resuming the run in it)."""
-    if rank_zero_only.rank != 0 or "-m" in argv or "--multirun" in argv:
-        return  # other processes of a DDP run join the directory rank 0 has checked; sweeps use hydra.sweep.dir
+    """Claim the folder named by ``hydra.run.dir=`` (``hydra.sweep.dir=`` for a ``-m`` sweep) for
+    this process, and raise ``RunDirectoryError`` when it cannot be written, a live run holds it,
+    or it holds another run (for train.py: unless resuming the run in it) or another sweep."""
+    if rank_zero_only.rank != 0:
+        return  # other processes of a DDP run join the directory rank 0 has claimed
+    if "-m" in argv or "--multirun" in argv:
+        check_sweep_directory(argv, command)
+        return
     value = override_value(argv, "hydra.run.dir")
     if not value:
-        return  # the default directory is new (named after the start time)
+        return  # the default directory is new (named after the start time); train() claims it
     directory = Path(value)
     problem = writable_problem(directory)
     if problem:
@@ -64,6 +68,7 @@ def check_before_hydra(argv: Sequence[str], command: str) -> None:
             f"hydra.run.dir={value}: {problem}; nothing was written. Set hydra.run.dir= to a writable folder"
         )
     existing = describe_existing_run(directory) if directory.is_dir() else []
+    claim(directory, command, f"hydra.run.dir={value}")
     if not existing:
         return
     if command == "train":
@@ -73,9 +78,37 @@ def check_before_hydra(argv: Sequence[str], command: str) -> None:
     raise RunDirectoryError(already_holds_a_run(directory, existing, command, f"hydra.run.dir={value}"))
 
 
-def already_holds_a_run(directory: Path, existing: list[str], command: str, where: str | None = None) -> str:
+def check_sweep_directory(argv: Sequence[str], command: str) -> None:
+    """A sweep writes ``multirun.yaml`` and one folder per member into ``hydra.sweep.dir``: a
+    folder that holds an earlier sweep is refused before Hydra rewrites any of it."""
+    value = override_value(argv, "hydra.sweep.dir")
+    if not value:
+        return  # the default sweep directory is new (named after the start time)
+    directory = Path(value)
+    problem = writable_problem(directory)
+    if problem:
+        raise RunDirectoryError(
+            f"hydra.sweep.dir={value}: {problem}; nothing was written. Set hydra.sweep.dir= to a writable folder"
+        )
+    existing = [p.name for p in sorted(directory.iterdir())] if directory.is_dir() else []
+    claim(directory, f"{command} -m", f"hydra.sweep.dir={value}")
+    existing = [name for name in existing if name != LOCK_NAME]
+    if existing:
+        shown = ", ".join(existing[:5]) + (", ..." if len(existing) > 5 else "")
+        raise RunDirectoryError(
+            f"hydra.sweep.dir={value}: the folder already holds files ({shown}), e.g. an earlier sweep; nothing was "
+            "overwritten. Choose another hydra.sweep.dir=..."
+        )
+
+
+def already_holds_a_run(
+    directory: Path, existing: list[str], command: str, where: str | None = None, setting: str = "hydra.run.dir"
+) -> str:
     """The refusal message: what is there, that nothing was touched, and what to do instead."""
-    text = f"{where or 'run directory ' + str(directory)}: the folder already holds a run ({', '.join(existing)}); nothing was overwritten. Choose another hydra.run.dir=..."
+    text = (
+        f"{where or 'run directory ' + str(directory)}: the folder already holds a run ({', '.join(existing)}); "
+        f"nothing was overwritten. Choose another {setting}=..."
+    )
     last = directory / "checkpoints" / "last.ckpt"
     if command == "train":
         if last.is_file():
@@ -85,12 +118,3 @@ def already_holds_a_run(directory: Path, existing: list[str], command: str, wher
     else:
         text += " (evaluate.py and segattn-predict write their results into a run directory of their own)"
     return text
-
-
-def exit_if_unusable(command: str, argv: Sequence[str] | None = None) -> None:
-    """``check_before_hydra`` for a command's ``main()``: one message and exit code 2."""
-    try:
-        check_before_hydra(sys.argv[1:] if argv is None else argv, command)
-    except RunDirectoryError as err:
-        print(f"Error: {err}", file=sys.stderr)
-        sys.exit(2)

@@ -15,20 +15,22 @@ from typing import Any
 
 import hydra
 import lightning as L
-from hydra.utils import instantiate
 from lightning.fabric.utilities.rank_zero import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from segattn.checkpoint import load_checkpoint, weight_mismatches
-from segattn.cli.common import run_or_exit
+from segattn.cli.common import build, run_or_exit
 from segattn.cli.console import mirror_to_log_file, quiet_console
 from segattn.cli.inference_setup import flips_as_trained, turns_as_trained
+from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.cli.run_directory import already_holds_a_run, exit_if_unusable
+from segattn.cli.run_directory import already_holds_a_run
+from segattn.cli.run_lock import claim
 from segattn.cli.summary import final_summary
 from segattn.config import validate_train_config
 from segattn.config.validation import fitted_problems
 from segattn.data.checks import check_samples, scored_classes_problem
+from segattn.data.io import set_max_pixels
 from segattn.errors import (
     CheckpointError,
     ConfigError,
@@ -61,21 +63,22 @@ def network_kwargs(model_cfg: DictConfig, in_channels: int, num_classes: int) ->
     return kwargs
 
 
-def check_run_directory(output_dir: Path, ckpt_path: str | None) -> None:
-    """Refuse to write into a directory that holds another run (unless resuming that very run),
-    and report an unwritable directory now rather than at the first checkpoint."""
-    existing = [name for name in ("checkpoints", "tensorboard", "config.yaml") if (output_dir / name).exists()]
-    resuming_here = ckpt_path is not None and output_dir.resolve() in Path(ckpt_path).resolve().parents
-    if existing and not resuming_here:
-        raise RunDirectoryError(already_holds_a_run(output_dir, existing, "train"))
+def check_run_directory(output_dir: Path, ckpt_path: str | None, setting: str = "hydra.run.dir") -> None:
+    """Claim the run directory for this process, refuse one that holds another run (unless
+    resuming that very run), and report an unwritable directory now rather than at the first
+    checkpoint. ``setting``: the option that chose the folder, for the messages."""
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
+        claim(output_dir, "train", f"run directory {output_dir}")
         with tempfile.NamedTemporaryFile(dir=output_dir):
             pass
     except OSError as err:
         raise RunDirectoryError(
-            f"run directory {output_dir} is not writable: {err}. Set hydra.run.dir= to a writable folder"
+            f"run directory {output_dir} is not writable: {err}. Set {setting}= to a writable folder"
         ) from None
+    existing = [name for name in ("checkpoints", "tensorboard", "config.yaml") if (output_dir / name).exists()]
+    resuming_here = ckpt_path is not None and output_dir.resolve() in Path(ckpt_path).resolve().parents
+    if existing and not resuming_here:
+        raise RunDirectoryError(already_holds_a_run(output_dir, existing, "train", setting=setting))
 
 
 #: Settings that shape the learning-rate schedule (its length and values): a resumed run must keep them.
@@ -159,21 +162,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     validate_train_config(cfg)
     output_dir = Path(cfg.paths.output_dir)
     if rank_zero_only.rank == 0:
-        check_run_directory(output_dir, cfg.ckpt_path)
+        check_run_directory(output_dir, cfg.ckpt_path, "hydra.sweep.dir" if sweep_directory() else "hydra.run.dir")
     if cfg.seed is not None:
         L.seed_everything(cfg.seed, workers=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
 
-    datamodule = instantiate(cfg.data)
+    set_max_pixels((resolved.get("inference") or {}).get("max_pixels"))
+    datamodule = build(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")  # fail here, before any training starts, if the data is not there
     inference = dict(resolved.get("inference") or {})
     inference["window"] = inference.get("window") or getattr(datamodule, "patch_size", None)
     inference["tta_vertical"] = flips_as_trained(inference.get("tta_vertical"), datamodule)
     inference["tta_rotate90"] = turns_as_trained(inference.get("tta_rotate90"), datamodule)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()])
+    callbacks = [build(c, f"callbacks.{name}") for name, c in (cfg.get("callbacks") or {}).items() if c is not None]
+    loggers = [build(c, f"logger.{name}") for name, c in (cfg.get("logger") or {}).items() if c is not None]
+    trainer: L.Trainer = build(
+        cfg.trainer, "trainer", callbacks=callbacks, logger=loggers, plugins=[AtomicCheckpointIO()]
+    )
     check_data_fits(cfg, datamodule, trainer.world_size)
     module = SegmentationModule(
         net=network_kwargs(cfg.model, datamodule.in_channels, datamodule.num_classes),
@@ -229,7 +235,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     register_resolvers()
-    exit_if_unusable("train")
+    preflight("train", "train")
     _hydra_main()
 
 

@@ -12,6 +12,7 @@ import inspect
 import math
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from segattn.config.typecheck import check_against_signature, check_target_node
@@ -96,15 +97,42 @@ def validate_train_config(cfg: DictConfig) -> None:
         problems.append(
             "init_from and ckpt_path are both set: ckpt_path resumes a run (weights, optimiser, schedule), init_from starts a new one from weights only; give one"
         )
-    for key in ("max_epochs", "min_epochs"):
-        value = cfg.trainer.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value < (-1 if key == "max_epochs" else 0):
-            problems.append(f"trainer.{key}: got {value}; expected a non-negative integer")
+    problems += trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=True))
     problems += run_length_problems(
         cfg.trainer.get("max_epochs"), cfg.trainer.get("max_steps", -1), module.get("scheduler")
     )
     if problems:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def trainer_problems(trainer: dict) -> list[str]:
+    """A run must train (at least one epoch of at least one batch) on a device that exists."""
+    problems = []
+    max_epochs = trainer.get("max_epochs")
+    if is_int(max_epochs) and (max_epochs == 0 or max_epochs < -1):
+        problems.append(
+            f"trainer.max_epochs: got {max_epochs}; expected an integer >= 1 (or -1 with trainer.max_steps)"
+        )
+    min_epochs = trainer.get("min_epochs")
+    if is_int(min_epochs) and min_epochs < 0:
+        problems.append(f"trainer.min_epochs: got {min_epochs}; expected a non-negative integer")
+    max_steps = trainer.get("max_steps")
+    if is_int(max_steps) and max_steps == 0:
+        problems.append("trainer.max_steps: got 0; expected an integer >= 1, or -1 (no limit)")
+    for key in ("limit_train_batches", "limit_val_batches"):
+        value = trainer.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            what = "training" if key == "limit_train_batches" else "validation (best.ckpt is chosen on it)"
+            problems.append(
+                f"trainer.{key}: got {value}; the run would do no {what}: expected a count >= 1 or a fraction in (0, 1]"
+            )
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        problems.append(
+            f"trainer.accelerator: got {accelerator} (trainer=gpu or trainer=ddp on GPUs), but torch sees no CUDA GPU on "
+            "this machine; use trainer=cpu (or trainer=ddp trainer.accelerator=cpu)"
+        )
+    return problems
 
 
 def inference_problems(inference: dict, data: dict, depth: object) -> list[str]:

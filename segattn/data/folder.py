@@ -17,7 +17,7 @@ from segattn.data.splits import report_missing, seeded_split
 
 log = logging.getLogger(__name__)
 LAYOUT = (
-    "<root>/images/* and <root>/masks/* (same file stems; .png .jpg .jpeg .tif .tiff .bmp .gif), "
+    f"<root>/images/* and <root>/masks/* (same file stems; {' '.join(sorted(IMAGE_EXTENSIONS))}), "
     "or already split: <root>/{train,val,test}/{images,masks}/*"
 )
 
@@ -31,6 +31,20 @@ def files_by_stem(folder: Path) -> dict[str, Path]:
                 raise DatasetContentError(f"{folder} holds two files with the stem {path.stem!r}: {found[path.stem].name} and {path.name}")
             found[path.stem] = path
     return found
+
+
+def unreadable_note(folder: Path, stems: list[str], suffix: str | None = None) -> str:
+    """When files with the missing stems are there in a format segattn does not read, say so."""
+    wanted = {stem + (suffix or "") for stem in stems}
+    found = sorted(
+        p.name for p in folder.iterdir() if p.is_file() and p.stem in wanted and p.suffix.lower() not in IMAGE_EXTENSIONS
+    )
+    if not found:
+        return ""
+    return (
+        f"; {len(found)} of them are there in a format segattn does not read (first: {', '.join(found[:3])}); "
+        f"readable: {' '.join(sorted(IMAGE_EXTENSIONS))}"
+    )
 
 
 def mask_suffix_of(image_stems: Iterable[str], mask_stems: Iterable[str]) -> str | None:
@@ -67,8 +81,18 @@ def paired_samples(images: Path, masks: Path, skip_missing: bool, mask_suffix: s
         mask_files = named
     without_mask = sorted(set(image_files) - set(mask_files))
     without_image = sorted(set(mask_files) - set(image_files))
-    report_missing(without_mask, f"images in {images} have their mask missing on disk", skip_missing, f"; masks are matched by file stem in {masks}")
-    report_missing(without_image, f"masks in {masks} have their image missing on disk", skip_missing, f"; images are matched by file stem in {images}")
+    report_missing(
+        without_mask,
+        f"images in {images} have their mask missing on disk",
+        skip_missing,
+        f"; masks are matched by file stem in {masks}{unreadable_note(masks, without_mask, mask_suffix)}",
+    )
+    report_missing(
+        without_image,
+        f"masks in {masks} have their image missing on disk",
+        skip_missing,
+        f"; images are matched by file stem in {images}{unreadable_note(images, without_image)}",
+    )
     stems = sorted(set(image_files) & set(mask_files))
     if not stems:
         raise DatasetContentError(

@@ -10,10 +10,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from segattn.checkpoint import check_targets
+from segattn.checkpoint import check_targets, verify_archive
 from segattn.errors import CheckpointError
 from segattn.export.exporters import METADATA_KEY, METADATA_VERSION
 from segattn.inference import InferenceSettings, predict_logits
@@ -44,6 +45,8 @@ class ExportedModel:
         if self.path.suffix.lower() == ".onnx":
             text = self._open_onnx()
         else:
+            with self.path.open("rb") as f:
+                verify_archive(self.path, f.read(4))  # a TorchScript file is a zip: check its CRCs
             extra = {METADATA_KEY: ""}
             with warnings.catch_warnings():  # torch.jit is deprecated in favour of torch.export
                 warnings.simplefilter("ignore", FutureWarning)
@@ -97,7 +100,8 @@ class ExportedModel:
 
     def _run_onnx(self, images: Tensor) -> Tensor:
         (logits,) = self._session.run(None, {"image": images.detach().float().cpu().numpy()})
-        return torch.from_numpy(logits).to(images.device)
+        # onnxruntime may hand back a read-only buffer, which torch.from_numpy warns about
+        return torch.from_numpy(np.require(logits, requirements="W")).to(images.device)
 
     def _run_torchscript(self, images: Tensor) -> Tensor:
         with torch.no_grad():

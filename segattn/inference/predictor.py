@@ -28,7 +28,8 @@ class InferenceSettings:
     ``tta_vertical`` also vertical and both (4 passes). ``tta_vertical`` null = as the model was
     trained (``data.vertical_flip``), as nnU-Net mirrors only along its training axes: a model
     that never saw an image upside down has not learnt what one looks like. ``tta_rotate90``: also the quarter turns, all eight symmetries
-    of the square (8 passes); null = as trained (``data.rotate90``).
+    of the square (8 passes); null = as trained (``data.rotate90``). ``max_pixels``: the largest
+    image read (width × height); null = Pillow's guard against decompression bombs (about 179 million).
     """
 
     mode: str = "resize"
@@ -38,6 +39,7 @@ class InferenceSettings:
     tta: bool = False
     tta_vertical: bool | None = None
     tta_rotate90: bool | None = None
+    max_pixels: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -49,6 +51,8 @@ class InferenceSettings:
         for key in ("tta_vertical", "tta_rotate90"):
             if getattr(self, key) not in (None, True, False):
                 raise ValueError(f"inference.{key}: got {getattr(self, key)!r}; expected true, false or null")
+        if self.max_pixels is not None and (not isinstance(self.max_pixels, int) or self.max_pixels < 1):
+            raise ValueError(f"inference.max_pixels: got {self.max_pixels!r}; expected a positive integer or null")
         if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
             raise ValueError(f"inference.window: got {self.window!r}; expected a positive integer or null")
 
