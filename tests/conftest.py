@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Helpers shared by the test modules assert too: rewrite them for pytest's detailed failure messages.
+pytest.register_assert_rewrite("tests.helpers")
+
 
 def write_pair(image_path: Path, mask_path: Path, mask: np.ndarray, grey: bool = False, seed: int = 0) -> None:
     """An image whose brightness follows its mask (so alignment can be checked) plus the mask."""
@@ -95,7 +98,7 @@ def real_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """One smoke training run (tiny model, generated data) shared by the command-line tests."""
-    from tests.test_cli import run
+    from tests.helpers.commands import run
 
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
     run("train.py", "experiment=smoke", f"hydra.run.dir={run_dir}", "trainer.enable_progress_bar=false")

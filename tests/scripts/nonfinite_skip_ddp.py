@@ -1,5 +1,5 @@
 """Two CPU processes (DDP) where process 0's loss turns NaN at one step, with
-``nonfinite_loss=skip``: the run must finish with finite weights. Run by tests/test_reliability.py
+``nonfinite_loss=skip``: the run must finish with finite weights. Run by tests/training/test_nonfinite.py
 as a script, since Lightning's DDP launcher starts the other process by re-running it."""
 
 import sys
