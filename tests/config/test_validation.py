@@ -7,7 +7,8 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from segattn.config import validate_train_config
-from segattn.config.validation import fitted_problems, valid_sizes_text
+from segattn.config.validation import fitted_problems
+from segattn.models.settings import size_problem
 from tests.helpers.configs import compose_train, problems_of
 from tests.helpers.files import folder
 
@@ -21,14 +22,14 @@ def test_default_and_experiment_configs_are_valid():
 @pytest.mark.parametrize(
     "override,expected",
     [
-        ("model.heads=3", "model.heads: got 3, which does not divide the bottleneck's 32 channels"),
+        ("model.heads=3", "model.heads: got 3, which does not divide the 32 channels of the bottleneck"),
         (
             "model.cross_attention_levels=[0,5]",
             "model.cross_attention_levels: got [0, 5]; expected null (every level) or a non-empty list",
         ),
         (
             "data.image_size=30",
-            "data.image_size: got 30; must be a multiple of 2**model.depth = 4 (nearest valid: 28 or 32)",
+            "data.image_size: got 30; must be a multiple of 2**depth = 4 (depth=2; nearest valid: 28 or 32)",
         ),
         ("module.lr=-0.1", "module.lr: got -0.1; expected a learning rate > 0"),
         ("module.loss=focal", "module.loss: got 'focal'; allowed: ce, dice, ce+dice"),
@@ -48,7 +49,7 @@ def test_bad_settings_are_named_with_value_and_what_is_allowed(override, expecte
 
 
 def test_class_weights_without_a_cross_entropy_term_are_refused():
-    assert "module.class_weights: they weight the cross-entropy term, and module.loss=dice has none" in problems_of(
+    assert "module.class_weights: they weight the cross-entropy term, and loss=dice has none" in problems_of(
         "module.loss=dice", "module.class_weights=[1.0,2.0]"
     )
     validate_train_config(
@@ -123,7 +124,8 @@ def test_6_a_single_image_batch_at_a_1x1_bottleneck_is_refused_and_sizes_are_nam
         "model.depth=5", "data.image_size=32", "data.num_train=16", "model.base_channels=4", "model.heads=1"
     )
     assert not fitted_problems(cfg, instantiate(cfg.data), 1)  # batches of 4 only: fine
-    assert valid_sizes_text(64, 256) == "256" and valid_sizes_text(30, 4) == "28 or 32"
+    assert size_problem("size", 64, 8).endswith("(depth=8; nearest valid: 256)")
+    assert size_problem("size", 30, 2).endswith("nearest valid: 28 or 32)") and size_problem("size", 32, 2) is None
     assert "256 or 256" not in problems_of("model.depth=8", "data.image_size=64")
 
 
@@ -133,7 +135,10 @@ def test_patch_and_window_settings_are_checked_before_training():
     base = dict(mode="sliding_window", window=None, overlap=0.5, batch_size=4, tta=False)
     assert inference_problems(base, {"patch_size": 256}, 4) == []
     problems = inference_problems({**base, "window": 100}, {"patch_size": 200}, 4)
-    assert any("data.patch_size: got 200; must be a multiple of 2**model.depth = 16 (e.g. 192)" in p for p in problems)
+    assert any(
+        "data.patch_size: got 200; must be a multiple of 2**depth = 16 (depth=4; nearest valid: 192 or 208)" in p
+        for p in problems
+    )
     assert any("inference.window: got 100" in p for p in problems)
     assert any("without data.patch_size" in p for p in inference_problems(base, {"patch_size": None}, 4))
     assert any(

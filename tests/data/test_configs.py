@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from segattn.data import FolderDataModule, ISBI2012DataModule, OxfordPetsDataModule, SyntheticDataModule
 from segattn.data.transforms import IMAGENET_MEAN
 from segattn.data.workers import resolve_num_workers
-from tests.helpers.data import CONFIGS, data_config
+from tests.helpers.data import data_config, data_yaml
 
 
 def test_data_yamls_instantiate_with_hydra(tmp_path):
@@ -32,9 +32,7 @@ def test_data_yamls_instantiate_with_hydra(tmp_path):
 
 def compose(name: str, data_dir: Path, **top) -> OmegaConf:
     """The data YAML under ``data`` beside ``paths.data_dir``, as the lead's configs compose it."""
-    return OmegaConf.create(
-        {"paths": {"data_dir": str(data_dir)}, **top, "data": OmegaConf.load(CONFIGS / f"{name}.yaml")}
-    )
+    return OmegaConf.create({"paths": {"data_dir": str(data_dir)}, **top, "data": data_yaml(name)})
 
 
 def test_yaml_seed_follows_the_run_seed_and_null_falls_back(tmp_path):

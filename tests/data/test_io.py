@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from segattn.data import FolderDataModule, OxfordPetsDataModule
-from segattn.data.io import read_image, read_mask
+from segattn.data.io import read_image, read_mask, set_max_pixels
 from segattn.errors import DatasetContentError
 from tests.helpers.data import item_named
 
@@ -120,3 +122,74 @@ def test_grey_and_alpha_images_load_with_the_asked_channels(tmp_path):
     assert read_image(tmp_path / "la.png").shape == (4, 5, 3)
     assert read_image(tmp_path / "rgba.png", grey=True).shape == (4, 5)
     assert read_image(tmp_path / "rgba.png")[0, 0].tolist() == [10, 20, 30]  # alpha dropped, colour kept
+
+
+# --- reading what files are: orientation, pages, depth, formats, size guard ---------------------------
+
+
+def _exif_rotated(path, array, orientation):
+    image = Image.fromarray(array)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(path, exif=exif.tobytes())
+
+
+def test_exif_orientation_is_applied_to_images_and_masks_alike(tmp_path, caplog):
+    stored = np.zeros((32, 48, 3), dtype=np.uint8)
+    stored[:, :8] = 255  # a bright band on the stored left edge
+    _exif_rotated(tmp_path / "photo.jpg", stored, 6)  # 6: shown turned 90° clockwise
+    mask = np.zeros((32, 48), dtype=np.uint8)
+    mask[:, :8] = 1
+    _exif_rotated(tmp_path / "photo_mask.png", mask, 6)
+    with caplog.at_level(logging.INFO, logger="segattn.data.io"):
+        image, label = read_image(tmp_path / "photo.jpg"), read_mask(tmp_path / "photo_mask.png")
+    assert image.shape == (48, 32, 3) and label.shape == (48, 32)  # as viewers show it
+    assert image[:8, :, 0].mean() > 200 and image[-8:, :, 0].mean() < 50  # the band is now at the top
+    assert (label[:8] == 1).all() and (label[8:] == 0).all()
+    assert "EXIF orientation" in caplog.text and "photo.jpg" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="segattn.data.io"):
+        read_image(tmp_path / "photo.jpg")
+    assert "EXIF orientation" not in caplog.text  # logged once per folder
+
+
+def test_images_without_orientation_read_as_stored(tmp_path):
+    array = (np.arange(20 * 30 * 3) % 251).astype(np.uint8).reshape(20, 30, 3)
+    Image.fromarray(array).save(tmp_path / "plain.png")
+    assert np.array_equal(read_image(tmp_path / "plain.png"), array)
+
+
+def test_a_multi_page_tiff_is_refused_with_its_page_count(tmp_path):
+    page = Image.fromarray(np.zeros((16, 16), dtype=np.uint8))
+    page.save(tmp_path / "volume.tif", save_all=True, append_images=[page, page])
+    for reader in (read_image, read_mask):
+        with pytest.raises(DatasetContentError, match=r"volume\.tif holds 3 pages .* one image per file"):
+            reader(tmp_path / "volume.tif")
+
+
+def test_sixteen_bit_colour_is_stretched_not_cut_to_its_high_byte(tmp_path):
+    values = np.zeros((8, 8, 3), dtype=np.uint16)
+    values[:4] = (4095, 2048, 0)  # 12-bit data in a 16-bit file
+    cv2.imwrite(str(tmp_path / "rgb16.png"), values[..., ::-1])  # OpenCV writes BGR
+    image = read_image(tmp_path / "rgb16.png")
+    assert image.dtype == np.uint8 and image.shape == (8, 8, 3)
+    assert image[0, 0, 0] == 255 and 120 < image[0, 0, 1] < 135 and image[0, 0, 2] == 0  # colour balance kept
+    assert image[-1, -1].max() == 0
+
+
+def test_webp_images_are_read(tmp_path):
+    array = np.full((12, 10, 3), 77, dtype=np.uint8)
+    Image.fromarray(array).save(tmp_path / "a.webp", lossless=True)
+    assert np.array_equal(read_image(tmp_path / "a.webp"), array)
+
+
+def test_the_size_guard_names_the_setting_that_lifts_it(tmp_path):
+    Image.fromarray(np.zeros((40, 50), dtype=np.uint8)).save(tmp_path / "big.png")
+    try:
+        set_max_pixels(1000)
+        with pytest.raises(DatasetContentError, match=r"50×40 = 2,000 pixels, .* inference\.max_pixels=2000"):
+            read_image(tmp_path / "big.png")
+        set_max_pixels(2000)
+        assert read_image(tmp_path / "big.png", grey=True).shape == (40, 50)
+    finally:
+        set_max_pixels(None)

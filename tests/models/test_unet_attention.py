@@ -202,27 +202,29 @@ def test_deep_supervision_heads():
 
 def test_input_size_not_divisible_is_a_clear_error():
     model = UNetAttention(**TINY)  # needs multiples of 4
-    with pytest.raises(ValueError, match=r"height 30 is not divisible by 2\*\*depth = 4.*28 or 32"):
+    with pytest.raises(ValueError, match=r"input height: got 30; must be a multiple of 2\*\*depth = 4 .*28 or 32"):
         model(torch.randn(1, 3, 30, 32))
-    with pytest.raises(ValueError, match=r"width 33 .*32 or 36"):
+    with pytest.raises(ValueError, match=r"input width: got 33; .*32 or 36"):
         model(torch.randn(1, 3, 32, 33))
 
 
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
-        (dict(base_channels=12, heads=7), r"channels=192 is not divisible by heads=7"),
-        (dict(base_channels=8, head_dim=0), r"head_dim must be a positive integer"),
-        (dict(base_channels=8, gate_channels="all"), r"gate_channels must be one of"),
+        (dict(base_channels=12, heads=7), r"heads: got 7, which does not divide the 192 channels of the bottleneck"),
+        (dict(base_channels=8, head_dim=0), r"head_dim: got 0; expected an integer >= 1"),
+        (dict(base_channels=8, gate_channels="all"), r"gate_channels: got 'all'; allowed: one, skip"),
         (
             dict(depth=2, base_channels=8, deep_supervision=2),
-            r"deep_supervision must be an integer in \[0, depth - 1 = 1\]",
+            r"deep_supervision: got 2; expected an integer from 0 to depth - 1 = 1",
         ),
-        (dict(base_channels=8, heads=0), r"heads must be >= 1"),
-        (dict(base_channels=6, heads=2), r"divisible by 4"),
-        (dict(depth=0), r"depth must be a positive integer"),
-        (dict(num_classes=0), r"num_classes must be a positive integer"),
-        (dict(max_tokens=0, base_channels=8, heads=2), r"max_tokens must be >= 1"),
+        (dict(base_channels=8, heads=0), r"heads: got 0; expected an integer >= 1"),
+        (dict(base_channels=6, heads=2), r"base_channels: got 6; with attention it must be a multiple of 4"),
+        (dict(depth=0), r"depth: got 0; expected an integer >= 1"),
+        (dict(num_classes=0), r"num_classes: got 0; expected an integer >= 1"),
+        (dict(max_tokens=0, base_channels=8, heads=2), r"max_tokens: got 0; expected an integer >= 1"),
+        (dict(base_channels=8, registers=-1), r"registers: got -1; expected an integer >= 0"),
+        (dict(base_channels=8, gate_init=1.0), r"gate_init: got 1.0; expected a value in \(0, 1\)"),
     ],
 )
 def test_invalid_settings_raise_clear_errors(kwargs, pattern):
