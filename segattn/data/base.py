@@ -19,14 +19,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from segattn.errors import DatasetLayoutError
 from segattn.data.patches import PAD_LABEL, rescale, sample_patch
+from segattn.data.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
 from segattn.data.samples import lookup_table
-from segattn.data.splits import seeded_cap
 from segattn.data.settings import raise_on_problems
+from segattn.data.splits import seeded_cap
 from segattn.data.transforms import Stats, default_stats, eval_pipeline, image_to_tensor, train_pipeline
 from segattn.data.workers import resolve_num_workers
-from segattn.data.resumable_loader import ResumableDataLoader, ResumableSampler, ShardSampler
+from segattn.errors import DatasetLayoutError
 
 SPLITS = ("train", "val", "test")
 log = logging.getLogger(__name__)
@@ -171,8 +171,14 @@ class SegmentationDataModule(L.LightningDataModule):
         raise_on_problems(
             type(self).__name__,
             dict(
-                image_size=image_size, batch_size=batch_size, num_workers=num_workers, max_samples=max_samples,
-                augment=augment, patch_size=patch_size, scale=scale, foreground_fraction=foreground_fraction,
+                image_size=image_size,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                max_samples=max_samples,
+                augment=augment,
+                patch_size=patch_size,
+                scale=scale,
+                foreground_fraction=foreground_fraction,
                 patches_per_image=patches_per_image,
             ),
         )
@@ -235,8 +241,12 @@ class SegmentationDataModule(L.LightningDataModule):
         """The given train pipeline, else the ``augment`` pipeline at ``image_size`` (see ``train_pipeline``)."""
         if self._train_transform is None:
             self._train_transform = train_pipeline(
-                None if self.patch_size else self.image_size, self.normalization(), rgb=not self.grey,
-                augment=self.augment, vertical_flip=self.vertical_flip, rotate90=self.rotate90,
+                None if self.patch_size else self.image_size,
+                self.normalization(),
+                rgb=not self.grey,
+                augment=self.augment,
+                vertical_flip=self.vertical_flip,
+                rotate90=self.rotate90,
             )
         return self._train_transform
 
@@ -269,19 +279,34 @@ class SegmentationDataModule(L.LightningDataModule):
         if self.patch_size:
             # Padding of images smaller than a patch: the mean colour, which normalises to 0 as the sliding window pads.
             fill = tuple(int(round(255 * m)) for m in self.normalization()[0])  # one value per channel (one for grey)
-            patch = dict(size=self.patch_size, foreground_fraction=self.foreground_fraction, pad_label=self.ignore_index,
-                         ignore_index=self.ignore_index, fill=fill)
+            patch = dict(
+                size=self.patch_size,
+                foreground_fraction=self.foreground_fraction,
+                pad_label=self.ignore_index,
+                ignore_index=self.ignore_index,
+                fill=fill,
+            )
         self._datasets = {}
         for split in SPLITS:
             samples = splits[split]
             transform = self.train_transform if split == "train" else self.eval_transform
             self._datasets[split] = SegmentationDataset(
-                samples, transform, self.grey, table, self.seed, self.scale, patch if split == "train" else None,
+                samples,
+                transform,
+                self.grey,
+                table,
+                self.seed,
+                self.scale,
+                patch if split == "train" else None,
                 self.patches_per_image,
             )
         if self.cache:
             held = sum(self._datasets[split].fill_cache() for split in SPLITS)
-            log.info("data.cache: %d samples decoded into memory (%.0f MiB)", sum(len(d) for d in self._datasets.values()), held / 2**20)
+            log.info(
+                "data.cache: %d samples decoded into memory (%.0f MiB)",
+                sum(len(d) for d in self._datasets.values()),
+                held / 2**20,
+            )
 
     def dataset(self, split: str) -> SegmentationDataset:
         """The dataset of "train", "val" or "test" (set up on first use)."""
@@ -316,7 +341,9 @@ class SegmentationDataModule(L.LightningDataModule):
         dataset = self.dataset("train")
         replicas, rank = self._replicas()
         sampler = ResumableSampler(len(dataset), seed=self.seed, shuffle=True, num_replicas=replicas, rank=rank)
-        return ResumableDataLoader(dataset, sampler=sampler, progress=self._progress, drop_last=False, **self._loader_kwargs())
+        return ResumableDataLoader(
+            dataset, sampler=sampler, progress=self._progress, drop_last=False, **self._loader_kwargs()
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = self.dataset(split)

@@ -69,7 +69,9 @@ def check_samples(datamodule, splits: Sequence[str], workers: int | None = None)
 def scored_classes_problem(present: set[int], datamodule, include_background: bool, split: str = "val") -> str | None:
     """Validation masks holding none of the scored classes leave ``val/dice`` undefined: no best
     checkpoint could ever be chosen. Name the classes that would be scored."""
-    scored = [c for c in range(datamodule.num_classes) if c != datamodule.ignore_index and (include_background or c != 0)]
+    scored = [
+        c for c in range(datamodule.num_classes) if c != datamodule.ignore_index and (include_background or c != 0)
+    ]
     if not scored or present & set(scored):
         return None
     names = [datamodule.class_names[c] for c in scored]

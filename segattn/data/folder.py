@@ -8,12 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
-from segattn.errors import DatasetContentError, DatasetLayoutError
 from segattn.data.io import IMAGE_EXTENSIONS
 from segattn.data.mask_values import BINARY_MAPPINGS, infer_binary_mapping
 from segattn.data.samples import FileSample
 from segattn.data.settings import raise_on_problems
 from segattn.data.splits import report_missing, seeded_split
+from segattn.errors import DatasetContentError, DatasetLayoutError
 
 log = logging.getLogger(__name__)
 LAYOUT = (
@@ -28,7 +28,9 @@ def files_by_stem(folder: Path) -> dict[str, Path]:
     for path in sorted(folder.iterdir()):
         if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
             if path.stem in found:
-                raise DatasetContentError(f"{folder} holds two files with the stem {path.stem!r}: {found[path.stem].name} and {path.name}")
+                raise DatasetContentError(
+                    f"{folder} holds two files with the stem {path.stem!r}: {found[path.stem].name} and {path.name}"
+                )
             found[path.stem] = path
     return found
 
@@ -37,7 +39,9 @@ def unreadable_note(folder: Path, stems: list[str], suffix: str | None = None) -
     """When files with the missing stems are there in a format segattn does not read, say so."""
     wanted = {stem + (suffix or "") for stem in stems}
     found = sorted(
-        p.name for p in folder.iterdir() if p.is_file() and p.stem in wanted and p.suffix.lower() not in IMAGE_EXTENSIONS
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and p.stem in wanted and p.suffix.lower() not in IMAGE_EXTENSIONS
     )
     if not found:
         return ""
@@ -70,13 +74,19 @@ def paired_samples(images: Path, masks: Path, skip_missing: bool, mask_suffix: s
     if mask_suffix is None and not image_files.keys() & mask_files.keys():
         mask_suffix = mask_suffix_of(image_files, mask_files)
         if mask_suffix:
-            log.info("masks in %s are named <image stem>%s (read from the names; data.mask_suffix sets it)", masks, mask_suffix)
+            log.info(
+                "masks in %s are named <image stem>%s (read from the names; data.mask_suffix sets it)",
+                masks,
+                mask_suffix,
+            )
     if mask_suffix:
         named: dict[str, Path] = {}
         for stem, path in mask_files.items():
             key = stem[: -len(mask_suffix)] if stem.endswith(mask_suffix) else stem
             if key in named:
-                raise DatasetContentError(f"{masks} holds two masks for the image stem {key!r} (mask suffix {mask_suffix!r}): {named[key].name} and {path.name}")
+                raise DatasetContentError(
+                    f"{masks} holds two masks for the image stem {key!r} (mask suffix {mask_suffix!r}): {named[key].name} and {path.name}"
+                )
             named[key] = path
         mask_files = named
     without_mask = sorted(set(image_files) - set(mask_files))
@@ -137,13 +147,17 @@ class FolderDataModule(SegmentationDataModule):
         self._mapping = {int(k): int(v) for k, v in (mask_mapping or BINARY_MAPPINGS[0]).items()}
         class_ids = sorted({v for v in self._mapping.values() if v != ignore_index})
         if not class_ids:
-            raise ValueError(f"data.mask_mapping {self._mapping} maps every value to ignore_index={ignore_index}; no class is left")
+            raise ValueError(
+                f"data.mask_mapping {self._mapping} maps every value to ignore_index={ignore_index}; no class is left"
+            )
         self.num_classes = int(num_classes) if num_classes is not None else class_ids[-1] + 1
         if class_ids[0] < 0 or class_ids[-1] >= self.num_classes:
             raise ValueError(
                 f"data.mask_mapping maps to class ids {class_ids}, outside 0..{self.num_classes - 1} (data.num_classes={self.num_classes})"
             )
-        self.class_names = [str(n) for n in class_names] if class_names else [f"class_{i}" for i in range(self.num_classes)]
+        self.class_names = (
+            [str(n) for n in class_names] if class_names else [f"class_{i}" for i in range(self.num_classes)]
+        )
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"data.class_names has {len(self.class_names)} names for {self.num_classes} classes")
         self.in_channels = in_channels
@@ -151,7 +165,9 @@ class FolderDataModule(SegmentationDataModule):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.skip_missing = skip_missing
         if mask_suffix is not None and not isinstance(mask_suffix, str):
-            raise ValueError(f"data.mask_suffix: got {mask_suffix!r}; expected text such as _mask, or null (read from the names)")
+            raise ValueError(
+                f"data.mask_suffix: got {mask_suffix!r}; expected text such as _mask, or null (read from the names)"
+            )
         self.mask_suffix = mask_suffix
 
     def mask_mapping(self) -> dict[int, int]:
@@ -163,13 +179,17 @@ class FolderDataModule(SegmentationDataModule):
 
     def build_splits(self) -> dict[str, list[FileSample]]:
         if not self.root.is_dir():
-            raise DatasetLayoutError(f"folder dataset: data.root={self.root} does not exist. Expected: {LAYOUT}. Point data.root= at such a folder.")
+            raise DatasetLayoutError(
+                f"folder dataset: data.root={self.root} does not exist. Expected: {LAYOUT}. Point data.root= at such a folder."
+            )
         if (self.root / "train").is_dir():
             return self._presplit()
         images, masks = self.root / "images", self.root / "masks"
         for part in (images, masks):
             if not part.is_dir():
-                raise DatasetLayoutError(f"folder dataset: {part} is missing. Expected: {LAYOUT}. Point data.root= at such a folder.")
+                raise DatasetLayoutError(
+                    f"folder dataset: {part} is missing. Expected: {LAYOUT}. Point data.root= at such a folder."
+                )
         samples = {s.name: s for s in paired_samples(images, masks, self.skip_missing, self.mask_suffix)}
         val, test, train = seeded_split(list(samples), [self.val_fraction, self.test_fraction], self.seed)
         return {split: [samples[n] for n in names] for split, names in (("train", train), ("val", val), ("test", test))}
@@ -184,6 +204,8 @@ class FolderDataModule(SegmentationDataModule):
                 continue
             for part in (images, masks):
                 if not part.is_dir():
-                    raise DatasetLayoutError(f"folder dataset: {part} is missing (found {self.root / split}). Expected: {LAYOUT}")
+                    raise DatasetLayoutError(
+                        f"folder dataset: {part} is missing (found {self.root / split}). Expected: {LAYOUT}"
+                    )
             splits[split] = paired_samples(images, masks, self.skip_missing, self.mask_suffix)
         return splits

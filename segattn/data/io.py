@@ -93,8 +93,12 @@ def upright(image: Image.Image, orientation: int, path: Path) -> Image.Image:
         return image
     if path.parent not in _oriented_folders:
         _oriented_folders.add(path.parent)
-        log.info("Applying EXIF orientation to files in %s that carry one (first: %s, orientation %d)",
-                 path.parent, path.name, orientation)
+        log.info(
+            "Applying EXIF orientation to files in %s that carry one (first: %s, orientation %d)",
+            path.parent,
+            path.name,
+            orientation,
+        )
     return image.transpose(method)
 
 
@@ -196,8 +200,12 @@ def read_mask(path: str | Path) -> np.ndarray:
     if image.mode in ("RGB", "RGBA"):
         array = array[..., :3]
         if not (array == array[..., :1]).all():
-            raise DatasetContentError(f"mask {path} is a colour image; expected one value per pixel (greyscale or palette PNG)")
+            raise DatasetContentError(
+                f"mask {path} is a colour image; expected one value per pixel (greyscale or palette PNG)"
+            )
         return array[..., 0]
     if array.ndim != 2:
-        raise DatasetContentError(f"mask {path} has mode {image.mode} with {array.shape[2]} channels; expected one value per pixel")
+        raise DatasetContentError(
+            f"mask {path} has mode {image.mode} with {array.shape[2]} channels; expected one value per pixel"
+        )
     return array

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
-from segattn.errors import DatasetLayoutError
 from segattn.data.folder import paired_samples
 from segattn.data.samples import FileSample
 from segattn.data.settings import raise_on_problems
 from segattn.data.splits import natural_key, seeded_split
 from segattn.data.transforms import Stats
+from segattn.errors import DatasetLayoutError
 
 LAYOUT = "train/images/<id>.png and train/masks/<id>.png (512x512 grey; mask 0 = membrane, 255 = cell interior)"
 #: Pixel mean and std of the 30 labelled slices (intensities scaled to 0..1).
@@ -27,7 +27,9 @@ class ISBI2012DataModule(SegmentationDataModule):
     is ``val_fraction`` of the remaining slices, drawn by ``seed`` (5 of 00–23, leaving 19).
     """
 
-    def __init__(self, root: str, val_fraction: float = 0.2, test_fraction: float = 0.2, skip_missing: bool = False, **kwargs) -> None:
+    def __init__(
+        self, root: str, val_fraction: float = 0.2, test_fraction: float = 0.2, skip_missing: bool = False, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         raise_on_problems(type(self).__name__, dict(val_fraction=val_fraction, test_fraction=test_fraction))
         self.root = Path(root)

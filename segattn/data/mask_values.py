@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segattn.errors import DatasetContentError
 from segattn.data.io import is_jpeg, read_mask
+from segattn.errors import DatasetContentError
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,19 @@ def infer_binary_mapping(mask_paths: Sequence[Path], where: Path) -> dict[int, i
     if all_jpeg:
         mapping = threshold_mapping(max(values))
         cut = min(v for v, c in mapping.items() if c == 1)
-        log.info("data.mask_mapping=null: the %d masks under %s are JPEG (lossy), read as binary: values from %d up are class 1", len(mask_paths), where, cut)
+        log.info(
+            "data.mask_mapping=null: the %d masks under %s are JPEG (lossy), read as binary: values from %d up are class 1",
+            len(mask_paths),
+            where,
+            cut,
+        )
         return mapping
     mapping = binary_mapping(values, where)
-    log.info("data.mask_mapping=null: the %d masks under %s hold %s, read as %s", len(mask_paths), where, "/".join(map(str, mapping)), mapping)
+    log.info(
+        "data.mask_mapping=null: the %d masks under %s hold %s, read as %s",
+        len(mask_paths),
+        where,
+        "/".join(map(str, mapping)),
+        mapping,
+    )
     return mapping

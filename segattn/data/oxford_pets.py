@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 
 from segattn.data.base import SegmentationDataModule
-from segattn.errors import DatasetLayoutError
 from segattn.data.patches import PAD_LABEL
 from segattn.data.samples import FileSample
 from segattn.data.settings import raise_on_problems
 from segattn.data.splits import report_missing, seeded_split
+from segattn.errors import DatasetLayoutError
 
 log = logging.getLogger(__name__)
 LAYOUT = "images/<Name>.jpg, annotations/trimaps/<Name>.png, annotations/trainval.txt, annotations/test.txt"
@@ -71,7 +71,11 @@ class OxfordPetsDataModule(SegmentationDataModule):
         self.skip_missing = skip_missing
         self.in_channels = 3
         if task == "binary":  # ignore_border: the border is neither pet nor background, but left out
-            self.num_classes, self.class_names, self.ignore_index = 2, ["background", "pet"], PAD_LABEL if ignore_border else None
+            self.num_classes, self.class_names, self.ignore_index = (
+                2,
+                ["background", "pet"],
+                PAD_LABEL if ignore_border else None,
+            )
         else:
             self.num_classes, self.class_names = 3, ["background", "pet", "border"]
             self.ignore_index = 2 if ignore_border else None
@@ -92,7 +96,10 @@ class OxfordPetsDataModule(SegmentationDataModule):
         try:
             for split in ("trainval", "test"):
                 OxfordIIITPet(str(self.root), split=split, target_types="segmentation", download=True)
-        except (OSError, RuntimeError) as err:  # URLError is an OSError; torchvision raises RuntimeError on bad archives
+        except (
+            OSError,
+            RuntimeError,
+        ) as err:  # URLError is an OSError; torchvision raises RuntimeError on bad archives
             raise DatasetLayoutError(
                 f"Oxford-IIIT Pet: data.root={self.root} has no copy of the dataset and downloading it failed ({err}). "
                 f"Expected the official layout: {LAYOUT}. {HOW_TO_GET}"
@@ -112,7 +119,9 @@ class OxfordPetsDataModule(SegmentationDataModule):
         When neither is complete, the error names the parts missing from the closer candidate.
         """
         if not self.root.exists():
-            raise DatasetLayoutError(f"Oxford-IIIT Pet: data.root={self.root} does not exist. Expected the official layout: {LAYOUT}. {HOW_TO_GET}")
+            raise DatasetLayoutError(
+                f"Oxford-IIIT Pet: data.root={self.root} does not exist. Expected the official layout: {LAYOUT}. {HOW_TO_GET}"
+            )
         candidates = [self.root, self.root / DOWNLOAD_DIR]
         missing = {c: [part for part in LAYOUT_PARTS if not (c / part).exists()] for c in candidates}
         for candidate in candidates:
@@ -146,4 +155,8 @@ class OxfordPetsDataModule(SegmentationDataModule):
             absent = set(missing)
             available[split] = [n for n in names if n not in absent]
         val, train = seeded_split(available["trainval"], [self.val_fraction], self.seed)
-        return {"train": [sample(n) for n in train], "val": [sample(n) for n in val], "test": [sample(n) for n in available["test"]]}
+        return {
+            "train": [sample(n) for n in train],
+            "val": [sample(n) for n in val],
+            "test": [sample(n) for n in available["test"]],
+        }

@@ -11,7 +11,6 @@ augmentations, as one left alone.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -96,7 +95,9 @@ class ResumableDataLoader(DataLoader):
     saves a checkpoint and handed back to the sampler when a run resumes.
     """
 
-    def __init__(self, *args: Any, sampler: ResumableSampler, progress: Callable[[], tuple[int, int]], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, sampler: ResumableSampler, progress: Callable[[], tuple[int, int]], **kwargs: Any
+    ) -> None:
         super().__init__(*args, sampler=sampler, **kwargs)
         self.progress = progress
 

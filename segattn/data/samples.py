@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segattn.errors import DatasetContentError
 from segattn.data.io import is_jpeg, read_image, read_mask
+from segattn.errors import DatasetContentError
 
 UNMAPPED = -1
 TABLE_SIZE = 65536  # every 16-bit value (palette PNGs and 8-bit masks use the first 256)
@@ -19,7 +19,9 @@ def lookup_table(mapping: dict[int, int]) -> np.ndarray:
     table = np.full(TABLE_SIZE, UNMAPPED, dtype=np.int64)
     for value, class_id in mapping.items():
         if not 0 <= int(value) < TABLE_SIZE:
-            raise ValueError(f"mask value {value} in the mask mapping is outside 0..{TABLE_SIZE - 1} (masks are read as 8- or 16-bit values)")
+            raise ValueError(
+                f"mask value {value} in the mask mapping is outside 0..{TABLE_SIZE - 1} (masks are read as 8- or 16-bit values)"
+            )
         table[int(value)] = int(class_id)
     return table
 
@@ -27,7 +29,9 @@ def lookup_table(mapping: dict[int, int]) -> np.ndarray:
 def map_mask(raw: np.ndarray, table: np.ndarray, path: Path) -> np.ndarray:
     """Raw mask values → class ids; any value the mapping does not cover is an error naming the file."""
     if raw.dtype != np.uint8:
-        outside = np.unique(raw[(raw < 0) | (raw >= len(table))]) if np.issubdtype(raw.dtype, np.integer) else np.unique(raw)
+        outside = (
+            np.unique(raw[(raw < 0) | (raw >= len(table))]) if np.issubdtype(raw.dtype, np.integer) else np.unique(raw)
+        )
         if outside.size:
             raise DatasetContentError(
                 f"mask {path} holds values {[v.item() for v in outside[:10]]} that the mask mapping does not cover; mapped values: {mapped_values(table)}"
@@ -37,8 +41,14 @@ def map_mask(raw: np.ndarray, table: np.ndarray, path: Path) -> np.ndarray:
     unmapped = mask == UNMAPPED
     if unmapped.any():
         bad = [int(v) for v in np.unique(raw[unmapped])]
-        lossy = " (a JPEG mask, whose lossy values no exact mapping covers: leave data.mask_mapping null to read it as binary)" if is_jpeg(path) else ""
-        raise DatasetContentError(f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {mapped_values(table)}{lossy}")
+        lossy = (
+            " (a JPEG mask, whose lossy values no exact mapping covers: leave data.mask_mapping null to read it as binary)"
+            if is_jpeg(path)
+            else ""
+        )
+        raise DatasetContentError(
+            f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {mapped_values(table)}{lossy}"
+        )
     return mask
 
 

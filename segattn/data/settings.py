@@ -43,7 +43,9 @@ def data_problems(settings: Mapping[str, Any]) -> list[str]:
     check("batch_size", lambda v: _int(v) and v >= 1, "an integer >= 1")
     check("num_workers", lambda v: v == AUTO or (_int(v) and v >= 0), f"an integer >= 0 or {AUTO}")
     check("max_samples", lambda v: v is None or (_int(v) and v >= 1), "a positive integer or null")
-    check("patch_size", lambda v: v is None or (_int(v) and v >= 1), "a positive integer or null (resize to image_size)")
+    check(
+        "patch_size", lambda v: v is None or (_int(v) and v >= 1), "a positive integer or null (resize to image_size)"
+    )
     check("scale", lambda v: _number(v) and v > 0, "a resampling factor > 0 (1 = native scale)")
     check("foreground_fraction", lambda v: _number(v) and 0 <= v <= 1, "a fraction in [0, 1]")
     check("patches_per_image", lambda v: _int(v) and v >= 1, "an integer >= 1")

@@ -20,7 +20,9 @@ T = TypeVar("T")
 
 def natural_key(name: str) -> list:
     """Sort key that orders the numbers inside names by value: ``2`` before ``10``."""
-    return [(0, int(part), "") if part[0] in "0123456789" else (1, 0, part) for part in re.split(r"([0-9]+)", name) if part]
+    return [
+        (0, int(part), "") if part[0] in "0123456789" else (1, 0, part) for part in re.split(r"([0-9]+)", name) if part
+    ]
 
 
 def seeded_split(names: Sequence[str], fractions: Sequence[float], seed: int) -> list[list[str]]:

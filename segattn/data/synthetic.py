@@ -90,7 +90,9 @@ class SyntheticDataModule(SegmentationDataModule):
         seed = self.seed % 2**32  # SeedSequence takes non-negative integers
         return {
             split: [
-                SyntheticSample(f"{split}_{i:04d}", (seed, SPLIT_STREAMS[split], i), self.generated_size, self.num_classes)
+                SyntheticSample(
+                    f"{split}_{i:04d}", (seed, SPLIT_STREAMS[split], i), self.generated_size, self.num_classes
+                )
                 for i in range(count)
             ]
             for split, count in self.counts.items()

@@ -63,7 +63,12 @@ def eval_pipeline(image_size: int | None, stats: Stats) -> A.Compose:
 
 
 def train_pipeline(
-    image_size: int | None, stats: Stats, rgb: bool, augment: str = "light", vertical_flip: bool = False, rotate90: bool = False
+    image_size: int | None,
+    stats: Stats,
+    rgb: bool,
+    augment: str = "light",
+    vertical_flip: bool = False,
+    rotate90: bool = False,
 ) -> A.Compose:
     """The training pipeline at ``image_size`` (None: keep the size, for patches), ending in normalisation.
 
@@ -78,7 +83,11 @@ def train_pipeline(
     if augment not in AUGMENTS:
         raise ValueError(f"data.augment: got {augment!r}; allowed: {', '.join(AUGMENTS)}")
     mean, std = stats
-    flips = [A.HorizontalFlip(p=0.5)] + ([A.VerticalFlip(p=0.5)] if vertical_flip else []) + ([A.RandomRotate90(p=1.0)] if rotate90 else [])
+    flips = (
+        [A.HorizontalFlip(p=0.5)]
+        + ([A.VerticalFlip(p=0.5)] if vertical_flip else [])
+        + ([A.RandomRotate90(p=1.0)] if rotate90 else [])
+    )
     sized = [resize(image_size)] if image_size else []
     if augment == "none":
         steps = sized
@@ -91,13 +100,26 @@ def train_pipeline(
             else A.RandomBrightnessContrast(brightness_limit=0.1, contrast_limit=0.1, p=0.5)
         )
         # With patches (no image_size) the patch is the crop: nothing is resized.
-        crop = [A.RandomResizedCrop(size=(image_size, image_size), scale=(0.5, 1.0), interpolation=AREA, mask_interpolation=NEAREST_EXACT)] if image_size else []
+        crop = (
+            [
+                A.RandomResizedCrop(
+                    size=(image_size, image_size),
+                    scale=(0.5, 1.0),
+                    interpolation=AREA,
+                    mask_interpolation=NEAREST_EXACT,
+                )
+            ]
+            if image_size
+            else []
+        )
         steps = [
             *crop,
             *flips,
             # Beyond the edge, image and mask are both mirrored: a constant fill would give the
             # corners a rotation uncovers black pixels labelled class 0, a label they do not have.
-            A.Affine(scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), border_mode=REFLECT_101, p=0.5),
+            A.Affine(
+                scale=(0.9, 1.1), translate_percent=(-0.05, 0.05), rotate=(-10, 10), border_mode=REFLECT_101, p=0.5
+            ),
             photometric,
         ]
     return A.Compose([*steps, A.Normalize(mean=mean, std=std)])

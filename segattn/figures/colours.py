@@ -1,4 +1,10 @@
-"""Colour-blind-safe colours (Okabe & Ito, 2008) for classes and error kinds."""
+"""One colour meaning in every figure and overlay (Okabe & Ito's colour-blind-safe palette).
+
+- foreground (class 1): orange; background: sky blue (where it is drawn at all, e.g. MHSA
+  query markers and gate histograms; overlays leave it grey);
+- errors: true positive bluish green, false positive reddish purple, false negative yellow;
+- further classes (2, 3, ...): blue, vermillion, bluish green, reddish purple, in turn.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +20,25 @@ OKABE_ITO = {
     "reddish_purple": (204, 121, 167),
     "black": (0, 0, 0),
 }
-#: Class 0 (background) is not coloured; classes 1.. take these in turn.
+
+
+def hex_of(name: str) -> str:
+    return "#{:02X}{:02X}{:02X}".format(*OKABE_ITO[name])
+
+
+FOREGROUND = hex_of("orange")
+BACKGROUND = hex_of("sky_blue")
+#: Class 0 (background) is not coloured; classes 1.. take these in turn (class 1 = the foreground colour).
 CLASS_COLOURS = (
-    np.array([OKABE_ITO[k] for k in ("sky_blue", "orange", "bluish_green", "reddish_purple", "yellow", "blue")]) / 255.0
+    np.array([OKABE_ITO[k] for k in ("orange", "blue", "vermillion", "bluish_green", "reddish_purple", "yellow")])
+    / 255.0
 )
 #: Error map: true positive, false positive, false negative (true negatives stay the dimmed photo).
 ERROR_COLOURS = {
-    "true positive": np.array(OKABE_ITO["blue"]) / 255.0,
-    "false positive": np.array(OKABE_ITO["orange"]) / 255.0,
-    "false negative": np.array(OKABE_ITO["reddish_purple"]) / 255.0,
+    "true positive": np.array(OKABE_ITO["bluish_green"]) / 255.0,
+    "false positive": np.array(OKABE_ITO["reddish_purple"]) / 255.0,
+    "false negative": np.array(OKABE_ITO["yellow"]) / 255.0,
 }
-
 #: Pixels without a label (``ignore_index``).
 IGNORED_GREY = 0.85
 

@@ -1,13 +1,17 @@
-"""MHCA gate figure: every skip level of one image, raw gate on a fixed 0–1 viridis scale.
+"""MHCA gate figure: every skip level of one image, in three aligned rows.
 
-Top row: the image, then the gate of each level (level 0 = full resolution; a gate with one value
-per skip channel is averaged over its channels for the map). Bottom row: per level, histograms of
-the gate values on foreground and on background pixels, titled with the gate contrast (mean on
-foreground − mean on background, as ``attention_stats.AttentionStats`` reports it).
+Top: the raw gate on a fixed 0–1 scale (a gate per skip channel is averaged over its channels).
+Middle: the same gate minus its mean over the image, each level on its own symmetric scale (the
+range printed in its title): where the gate passes more or less of the skip than on average,
+which the 0–1 view hides when a gate varies by a few hundredths. Bottom, under each level: the
+gate's distribution on foreground and on background pixels, titled with their contrast (mean on
+foreground − mean on background, as ``segattn.metrics.attention`` reports it). 8 inches (800 px)
+wide, so a TensorBoard card shows it at nearly full size.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,24 +21,17 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from segattn.figures.colours import BACKGROUND, FOREGROUND
 from segattn.figures.display import panel_aspect
+from segattn.metrics.attention import gate_contrast
 
-PANEL_INCHES = 2.6
+WIDTH_INCHES = 8.0
 DPI = 100
 BINS = np.linspace(0.0, 1.0, 41)
-
-
-def gate_contrast(gate: Tensor, target: Tensor, ignore_index: int | None = None) -> float:
-    """(C, h, w) gate of one image → mean on foreground − mean on background at the mask's size
-    (NaN when either is empty)."""
-    g = gate.detach().float().cpu().mean(0, keepdim=True)[None]
-    g = F.interpolate(g, size=target.shape[-2:], mode="nearest")[0, 0]
-    t = target.detach().cpu()
-    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
-    fg, bg = (t > 0) & valid, (t == 0) & valid
-    if not fg.any() or not bg.any():
-        return float("nan")
-    return float(g[fg].mean() - g[bg].mean())
+CAPTION = (
+    "Middle row: gate minus its mean, green = passes more of the skip, pink = less. A 2×2 checkerboard comes "
+    "from the model (transposed-convolution upsampling feeds the queries), not from the drawing."
+)
 
 
 def gate_figure(
@@ -59,48 +56,69 @@ def gate_figure(
     t = target.detach().cpu()
     valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
     cols = len(gates) + 1
-    fig = Figure(figsize=(cols * PANEL_INCHES + 0.8, PANEL_INCHES * aspect + PANEL_INCHES * 0.8 + 0.8), dpi=DPI)
-    axes = fig.subplots(2, cols, gridspec_kw={"height_ratios": [aspect, 0.8]}, squeeze=False)
-    axes[0, 0].imshow(photo, aspect=aspect)
-    axes[0, 0].set_title("image", fontsize=10)
-    axes[1, 0].axis("off")
+    panel = (WIDTH_INCHES - 1.0) / cols
+    height = 0.7 + 2 * panel * aspect + 1.6 + 1.3
+    fig = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI)
+    grid = fig.add_gridspec(
+        3,
+        cols + 1,
+        width_ratios=[1] * cols + [0.08],
+        height_ratios=[aspect, aspect, 0.75],
+        left=0.07,
+        right=0.92,
+        top=1 - 0.7 / height,
+        bottom=0.95 / height,
+        hspace=0.45,
+        wspace=0.12,
+    )
+    axes = [[fig.add_subplot(grid[r, c]) for c in range(cols)] for r in range(3)]
+    axes[0][0].imshow(photo, aspect=aspect)
+    axes[0][0].set_title("image", fontsize=10)
+    axes[1][0].axis("off")
+    axes[2][0].axis("off")
     norm = Normalize(vmin=0.0, vmax=1.0)
     image = None
     for column, (level, gate) in enumerate(zip(levels, gates), start=1):
         g = gate.detach().float().cpu()
         if g.ndim != 3:
             raise ValueError(f"gate of level {level} must be (C, h, w), got {tuple(g.shape)}")
-        ax = axes[0, column]
-        image = ax.imshow(
-            g.mean(0).numpy(),
-            cmap="viridis",
-            norm=norm,
-            extent=(-0.5, w - 0.5, h - 0.5, -0.5),
-            aspect=aspect,
-            interpolation="nearest",
+        mean_map = g.mean(0).numpy()
+        extent = (-0.5, w - 0.5, h - 0.5, -0.5)
+        image = axes[0][column].imshow(
+            mean_map, cmap="viridis", norm=norm, extent=extent, aspect=aspect, interpolation="nearest"
         )
-        channels = "1 channel" if g.shape[0] == 1 else f"mean of {g.shape[0]} channels"
-        ax.set_title(f"level {level}: {g.shape[-2]}×{g.shape[-1]}\n{channels}", fontsize=8)
+        channels = "1 channel" if g.shape[0] == 1 else f"{g.shape[0]} ch."
+        axes[0][column].set_title(f"level {level}\n{g.shape[-2]}×{g.shape[-1]}, {channels}", fontsize=10)
+        deviation = mean_map - mean_map.mean()
+        spread = float(np.abs(deviation).max()) or 1e-6
+        axes[1][column].imshow(
+            deviation, cmap="PiYG", vmin=-spread, vmax=spread, extent=extent, aspect=aspect, interpolation="nearest"
+        )
+        axes[1][column].set_title(f"mean {mean_map.mean():.2f}\n±{spread:.3f}", fontsize=10)
         full = F.interpolate(g[None], size=t.shape[-2:], mode="nearest")[0]  # (C, H, W)
         fg = full[:, (t > 0) & valid].flatten().numpy()
         bg = full[:, (t == 0) & valid].flatten().numpy()
-        hist = axes[1, column]
-        for values, colour, label in ((bg, "#56B4E9", "background"), (fg, "#E69F00", "foreground")):
+        hist = axes[2][column]
+        for values, colour, label in ((bg, BACKGROUND, "background"), (fg, FOREGROUND, "foreground")):
             if values.size:
-                # One filled outline per class: what ``hist`` draws as 40 bar patches, far cheaper to build and draw.
                 density, _ = np.histogram(values, bins=BINS, density=True)
-                hist.stairs(density, BINS, fill=True, color=colour, alpha=0.6, label=label)
+                hist.stairs(density, BINS, fill=False, color=colour, linewidth=2, label=label)
         contrast = gate_contrast(g, t, ignore_index)
-        hist.set_title(f"contrast {contrast:+.3f}" if contrast == contrast else "contrast n/a", fontsize=9)
+        hist.set_title(f"contrast {contrast:+.3f}" if contrast == contrast else "contrast n/a", fontsize=10)
         hist.set_xlim(0, 1)
+        hist.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
         hist.set_yticks([])
-        hist.tick_params(labelsize=7)
-        if column == 1:
-            hist.legend(fontsize=7, frameon=False)
-    for ax in axes[0]:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    bar = fig.colorbar(image, ax=axes[0, 1:].tolist(), fraction=0.03, pad=0.02)
-    bar.set_label("gate (0 = blocked, 1 = passed)")
-    fig.suptitle(f"{name}: MHCA gates per skip level (0 = full resolution)", fontsize=11)
+        hist.tick_params(labelsize=10)
+        hist.set_xlabel("gate", fontsize=10)
+    axes[2][1].set_ylabel("density", fontsize=10)
+    axes[2][1].legend(fontsize=10, frameon=False, loc="upper left", handlelength=1.0, borderaxespad=0.2)
+    for row in axes[:2]:
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    bar = fig.colorbar(image, cax=fig.add_subplot(grid[0, cols]))
+    bar.set_label("gate", fontsize=10)
+    bar.ax.tick_params(labelsize=10)
+    fig.text(0.5, 0.06 / height, "\n".join(textwrap.wrap(CAPTION, 100)), ha="center", va="bottom", fontsize=10)
+    fig.suptitle(f"{name}: MHCA gates per skip level (0 = full resolution)", fontsize=12, y=1 - 0.08 / height, va="top")
     return fig

@@ -92,6 +92,19 @@ def sink_sums(weights: Tensor, grid: tuple[int, int], mask: Tensor, ignore_index
     )
 
 
+def gate_contrast(gate: Tensor, target: Tensor, ignore_index: int | None = None) -> float:
+    """(C, h, w) gate of one image → mean gate (over channels) on foreground − on background, at
+    the mask's size (nearest upsampling, as ``AttentionStats``); NaN when either is empty."""
+    g = gate.detach().float().cpu().mean(0, keepdim=True)[None]
+    g = F.interpolate(g, size=target.shape[-2:], mode="nearest")[0, 0]
+    t = target.detach().cpu()
+    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
+    fg, bg = (t > 0) & valid, (t == 0) & valid
+    if not fg.any() or not bg.any():
+        return float("nan")
+    return float(g[fg].mean() - g[bg].mean())
+
+
 def query_agreement(weights: Tensor) -> Tensor:
     """(B, heads, Nq, Nk) → (B, heads): mean weight the queries give to the key their average favours."""
     favourite = weights.float().mean(2).argmax(-1)  # (B, heads)

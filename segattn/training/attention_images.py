@@ -30,6 +30,13 @@ from segattn.figures import (
 )
 from segattn.metrics.attention import AttentionStats
 
+#: Figure tags: one group (``val_images``), numbered so that TensorBoard lists the predictions first.
+TAGS = {
+    "predictions": "val_images/1_predictions",
+    "worst": "val_images/2_worst",
+    "mhsa": "val_images/3_mhsa",
+    "gates": "val_images/4_gates",
+}
 #: Single-number MHSA statistics, logged as val_attention/<key>.
 SINK_SCALARS = ("mhsa_border_ratio", "mhsa_foreground_key_ratio", "mhsa_register_mass")
 
@@ -67,12 +74,12 @@ class AttentionImageLogger(Callback):
     """On the logging epochs, for ``num_images`` validation images (a fixed, seeded sample spread
     over name groups, e.g. breeds) and the ``worst_k`` validation images by Dice, logs:
 
-    - ``val_predictions/<name>``, ``val_predictions_worst/<rank>``: image | ground truth |
-      prediction | errors (true/false positives, false negatives), with the image's Dice;
-    - ``val_mhsa/<name>`` (fixed sample): one row per MHSA head (``per_head=false``: the head mean),
-      ``num_queries`` query cells taken from the ground truth, fixed log scale marking 1/N;
-    - ``val_gates/<name>`` (fixed sample): the raw MHCA gate of every level on a 0–1 viridis scale,
-      with per-level histograms on foreground and background;
+    - ``val_images/1_predictions/<name>``, ``val_images/2_worst/<rank>`` (the ``worst_k`` lowest
+      Dice over every validation image): image, ground truth, prediction, errors, with the Dice;
+    - ``val_images/3_mhsa/<name>`` (fixed sample): one row per query cell taken from the ground
+      truth, one column per MHSA head (``per_head=false``: the head mean), fixed log scale;
+    - ``val_images/4_gates/<name>`` (fixed sample): every MHCA level's gate on a 0–1 scale, its
+      deviation from its mean, and its histograms on foreground and background;
     - scalars over the fixed sample: ``val_attention/mhsa_entropy_head<k>`` (entropy / log N) and
       ``val_attention/gate_contrast_level<i>`` (mean gate on foreground − on background).
     """
@@ -170,7 +177,7 @@ class AttentionImageLogger(Callback):
         worst = []
         if self.worst_k:
             scores = self.scores_from_validation(dataset) or self.dice_per_image(pl_module, dataset, dm)
-            worst = worst_k(scores, self.worst_k, exclude=fixed)
+            worst = worst_k(scores, self.worst_k)  # over every validation image, the fixed sample included
         items = [dataset[i] for i in fixed + worst]
         if getattr(dm, "patch_size", None):  # native-size images: show the central window the model sees
             items = [central_window(it, dm.patch_size, 2**pl_module.net.depth, dm.ignore_index) for it in items]
@@ -186,8 +193,8 @@ class AttentionImageLogger(Callback):
             size = None if getattr(dm, "patch_size", None) else original_size(dataset, index)
             dice = image_dice(predictions[k], item["mask"], num_classes, ignore)
             is_worst = k >= len(fixed)
-            note = f"(worst {k - len(fixed) + 1} of the {len(dataset)} val images)" if is_worst else ""
-            tag = f"val_predictions_worst/{k - len(fixed) + 1}" if is_worst else f"val_predictions/{item['name']}"
+            note = f"worst {k - len(fixed) + 1} of the {len(dataset)} validation images by Dice" if is_worst else ""
+            tag = f"{TAGS['worst']}/{k - len(fixed) + 1}" if is_worst else f"{TAGS['predictions']}/{item['name']}"
             figure = prediction_figure(
                 photo,
                 item["mask"],
@@ -214,7 +221,7 @@ class AttentionImageLogger(Callback):
                     per_head=self.per_head,
                     original_size=size,
                 )
-                writer.add_figure(f"val_mhsa/{item['name']}", figure, global_step=step, close=True)
+                writer.add_figure(f"{TAGS['mhsa']}/{item['name']}", figure, global_step=step, close=True)
             if maps.gates:
                 figure = gate_figure(
                     photo,
@@ -225,7 +232,7 @@ class AttentionImageLogger(Callback):
                     original_size=size,
                     levels=maps.gate_levels,
                 )
-                writer.add_figure(f"val_gates/{item['name']}", figure, global_step=step, close=True)
+                writer.add_figure(f"{TAGS['gates']}/{item['name']}", figure, global_step=step, close=True)
         n = len(fixed)
         if maps.self_attention is not None or maps.gates:
             attention.update(slice_maps(maps, n), torch.stack([it["mask"] for it in items[:n]]).to(logits.device))

@@ -1,14 +1,19 @@
-"""The HParams tab: a curated set of settings per run, with its best validation scores as metrics.
+"""The HParams tab: a curated set of settings per run, with its best validation scores.
 
 Lightning's own hyperparameter logging writes every constructor argument (including the whole
 nested config) and, with ``default_hp_metric: false``, no metric, so TensorBoard shows "No hparams
-data". Here each run writes the plugin data once with the settings that tell the ablations apart,
-and the metric tags ``val/best_dice`` and ``val/best_iou`` (val/iou at the best-val/dice epoch),
-logged as scalars after every validation. A ``-m`` sweep then reads as one table.
+data". Here each run writes its session (the settings that tell runs apart) once, and the scores
+``val/best_dice`` and ``val/best_iou`` (val/iou at the best-val/dice epoch) as scalars after every
+validation. No run writes an experiment summary: TensorBoard then builds the table from all the
+runs it reads, marks the settings whose values differ between them and lists those first (one
+run's summary would hide them). Integers are written as text (TensorBoard shows numbers with
+three decimals: "16.000"), and a setting that does not apply to a run (an attention setting of
+a plain U-Net) is left out, so its cell stays empty.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
@@ -21,48 +26,89 @@ from segattn.training.attention_images import metrics_step
 CURATED = {
     "self_attention": "model.self_attention",
     "cross_attention": "model.cross_attention",
-    "heads": "model.heads",
-    "head_dim": "model.head_dim",
-    "gate_channels": "model.gate_channels",
-    "cross_attention_levels": "model.cross_attention_levels",
-    "max_tokens": "model.max_tokens",
-    "depth": "model.depth",
-    "base_channels": "model.base_channels",
-    "deep_supervision": "model.deep_supervision",
     "data": "data._target_",
-    "image_size": "data.image_size",
-    "batch_size": "data.batch_size",
-    "augment": "data.augment",
-    "loss": "module.loss",
-    "lr": "module.lr",
-    "weight_decay": "module.weight_decay",
-    "scheduler": "module.scheduler",
-    "warmup_fraction": "module.warmup_fraction",
     "max_epochs": "trainer.max_epochs",
     "seed": "seed",
+    "lr": "module.lr",
+    "image_size": "data.image_size",
+    "batch_size": "data.batch_size",
+    "base_channels": "model.base_channels",
+    "depth": "model.depth",
+    "augment": "data.augment",
+    "loss": "module.loss",
+    "scheduler": "module.scheduler",
+    "warmup_fraction": "module.warmup_fraction",
+    "weight_decay": "module.weight_decay",
+    "deep_supervision": "model.deep_supervision",
+    "heads": "model.heads",
+    "registers": "model.registers",
+    "head_dim": "model.head_dim",
+    "gate_channels": "model.gate_channels",
+    "gate_init": "model.gate_init",
+    "cross_attention_levels": "model.cross_attention_levels",
+    "max_tokens": "model.max_tokens",
+    "qk_norm": "model.qk_norm",
 }
+#: Settings that apply only with MHSA, or only with MHCA (left empty otherwise).
+MHSA_ONLY = ("heads", "registers")
+MHCA_ONLY = ("head_dim", "gate_channels", "gate_init", "cross_attention_levels", "max_tokens")
+ATTENTION_ONLY = ("qk_norm",)
 METRICS = ("val/best_dice", "val/best_iou")
+DATA_NAMES = {
+    "OxfordPetsDataModule": "oxford_pets",
+    "ISBI2012DataModule": "isbi2012",
+    "FolderDataModule": "folder",
+    "SyntheticDataModule": "synthetic",
+}
+
+
+def lookup(config: dict, dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+    return node
+
+
+def data_name(config: dict) -> str:
+    """A readable name of the run's data: the source, with the folder or task that tells it apart."""
+    data = config.get("data") or {}
+    target = str(data.get("_target_", "")).rsplit(".", 1)[-1]
+    name = DATA_NAMES.get(target, target)
+    if name == "folder" and data.get("root"):
+        return f"folder {Path(str(data['root'])).name}"
+    if name == "oxford_pets" and data.get("task"):
+        return f"oxford_pets {data['task']}"
+    return name
 
 
 def curated_hparams(config: dict) -> dict[str, Any]:
-    """The CURATED settings of a resolved config, as HParams-friendly values (missing keys are
-    left out; booleans become "true"/"false", None "null", lists text; a data target its class name)."""
+    """The CURATED settings of a resolved config, as HParams values: text for booleans ("true"),
+    integers ("16"), lists and null (cross_attention_levels null: "all"), floats as numbers; a
+    setting missing from the config, or one of an attention part the run does not have, is left out."""
     if not isinstance(config, dict):
         raise TypeError(
             f"curated_hparams: config must be the resolved run config (a dict), got {type(config).__name__}"
         )
+    mhsa, mhca = lookup(config, "model.self_attention") is True, lookup(config, "model.cross_attention") is True
     out: dict[str, Any] = {}
     for column, dotted in CURATED.items():
-        node: Any = config
-        for part in dotted.split("."):
-            node = node.get(part, KeyError) if isinstance(node, dict) else KeyError
+        node = data_name(config) if column == "data" else lookup(config, dotted)
         if node is KeyError:
             continue
-        if column == "data" and isinstance(node, str):
-            node = node.rsplit(".", 1)[-1]
-        if isinstance(node, bool):  # torch writes bools as numbers 0/1; text reads better and filters as categories
-            node = "true" if node else "false"
-        out[column] = node if isinstance(node, (int, float, str)) else ("null" if node is None else str(node))
+        if (column in MHSA_ONLY and not mhsa) or (column in MHCA_ONLY and not mhca):
+            continue
+        if column in ATTENTION_ONLY and not (mhsa or mhca):
+            continue
+        if isinstance(node, bool):
+            out[column] = "true" if node else "false"
+        elif isinstance(node, int):
+            out[column] = str(node)
+        elif isinstance(node, float):
+            out[column] = node
+        elif node is None:
+            out[column] = "all" if column == "cross_attention_levels" else "null"
+        else:
+            out[column] = str(node)
     return out
 
 
@@ -81,9 +127,9 @@ class HParamsLogger(Callback):
         if logger is None or not trainer.is_global_zero:
             return
         config = pl_module.hparams.get("config") or {}
-        experiment, session_start, session_end = hparams_summary(curated_hparams(config), {tag: 0.0 for tag in METRICS})
+        _, session_start, session_end = hparams_summary(curated_hparams(config), {tag: 0.0 for tag in METRICS})
         writer = logger.experiment._get_file_writer()
-        for summary in (experiment, session_start, session_end):
+        for summary in (session_start, session_end):  # no experiment summary: see the module docstring
             writer.add_summary(summary)
         writer.flush()
 

@@ -269,7 +269,11 @@ class SegmentationModule(L.LightningModule):
                 total_steps=total_steps,
                 pct_start=one_cycle_pct_start(hp.warmup_fraction, total_steps),
             )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "lr"}}
+        # "train/lr": TensorBoard shows the learning rate beside the training loss
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step", "name": "train/lr"},
+        }
 
 
 def module_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> SegmentationModule:
@@ -364,7 +368,7 @@ def parameter_groups(net: torch.nn.Module, weight_decay: float, decay_all: bool 
         for name, param in module.named_parameters(recurse=False):
             is_weight = decay_all or (name == "weight" and not isinstance(module, NORM_LAYERS))
             (decay if is_weight else no_decay).append(param)
-    # The names become the TensorBoard tags lr/weights and lr/norms_and_biases.
+    # The names become the TensorBoard tags train/lr/weights and train/lr/norms_and_biases.
     return [
         {"params": decay, "weight_decay": weight_decay, "name": "weights"},
         {"params": no_decay, "weight_decay": 0.0, "name": "norms_and_biases"},
