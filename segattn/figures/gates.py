@@ -72,7 +72,9 @@ def gate_figure(
         wspace=0.12,
     )
     axes = [[fig.add_subplot(grid[r, c]) for c in range(cols)] for r in range(3)]
-    axes[0][0].imshow(photo, aspect=aspect)
+    axes[0][0].imshow(
+        photo, aspect="auto"
+    )  # the cells have the photo's aspect: maps fill them, aligned with the histograms
     axes[0][0].set_title("image", fontsize=10)
     axes[1][0].axis("off")
     axes[2][0].axis("off")
@@ -85,14 +87,14 @@ def gate_figure(
         mean_map = g.mean(0).numpy()
         extent = (-0.5, w - 0.5, h - 0.5, -0.5)
         image = axes[0][column].imshow(
-            mean_map, cmap="viridis", norm=norm, extent=extent, aspect=aspect, interpolation="nearest"
+            mean_map, cmap="viridis", norm=norm, extent=extent, aspect="auto", interpolation="nearest"
         )
         channels = "1 channel" if g.shape[0] == 1 else f"{g.shape[0]} ch."
         axes[0][column].set_title(f"level {level}\n{g.shape[-2]}×{g.shape[-1]}, {channels}", fontsize=10)
         deviation = mean_map - mean_map.mean()
         spread = float(np.abs(deviation).max()) or 1e-6
         axes[1][column].imshow(
-            deviation, cmap="PiYG", vmin=-spread, vmax=spread, extent=extent, aspect=aspect, interpolation="nearest"
+            deviation, cmap="PiYG", vmin=-spread, vmax=spread, extent=extent, aspect="auto", interpolation="nearest"
         )
         axes[1][column].set_title(f"mean {mean_map.mean():.2f}\n±{spread:.3f}", fontsize=10)
         full = F.interpolate(g[None], size=t.shape[-2:], mode="nearest")[0]  # (C, H, W)
@@ -116,7 +118,7 @@ def gate_figure(
         for ax in row:
             ax.set_xticks([])
             ax.set_yticks([])
-    bar = fig.colorbar(image, cax=fig.add_subplot(grid[0, cols]))
+    bar = fig.colorbar(image, cax=fig.add_subplot(grid[0, cols], label="<colorbar>"))
     bar.set_label("gate", fontsize=10)
     bar.ax.tick_params(labelsize=10)
     fig.text(0.5, 0.06 / height, "\n".join(textwrap.wrap(CAPTION, 100)), ha="center", va="bottom", fontsize=10)

@@ -69,10 +69,13 @@ def lookup(config: dict, dotted: str) -> Any:
     return node
 
 
-def data_name(config: dict) -> str:
-    """A readable name of the run's data: the source, with the folder or task that tells it apart."""
+def data_name(config: dict) -> Any:
+    """A readable name of the run's data: the source, with the folder or task that tells it apart
+    (``KeyError`` when the config names no data source)."""
     data = config.get("data") or {}
-    target = str(data.get("_target_", "")).rsplit(".", 1)[-1]
+    if not data.get("_target_"):
+        return KeyError
+    target = str(data["_target_"]).rsplit(".", 1)[-1]
     name = DATA_NAMES.get(target, target)
     if name == "folder" and data.get("root"):
         return f"folder {Path(str(data['root'])).name}"

@@ -59,7 +59,8 @@ def test_folder_of_large_tiles_trains_on_patches_and_evaluates_by_sliding_window
     events = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"images": 0})
     events.Reload()
     images = events.Tags()["images"]  # figures of the last epoch, on the central window of native-size tiles
-    assert any(t.startswith("val_gates/") for t in images) and any(t.startswith("val_predictions/") for t in images)
+    assert any(t.startswith("val_images/4_gates/") for t in images)
+    assert any(t.startswith("val_images/1_predictions/") for t in images)
     refused = run(
         "train.py",
         "data=folder",

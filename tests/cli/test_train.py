@@ -39,10 +39,10 @@ def test_smoke_training_writes_checkpoints_config_and_tensorboard(smoke_run):
         "val/iou_per_image",
     ):
         assert scalar in tags["scalars"], scalar
-    assert {"lr/weights", "lr/norms_and_biases"} <= set(tags["scalars"])
-    assert any(t.startswith("val_predictions/") for t in tags["images"])
-    assert any(t.startswith("val_mhsa/") for t in tags["images"])
-    assert any(t.startswith("val_gates/") for t in tags["images"])
+    assert {"train/lr/weights", "train/lr/norms_and_biases"} <= set(tags["scalars"])
+    assert any(t.startswith("val_images/1_predictions/") for t in tags["images"])
+    assert any(t.startswith("val_images/3_mhsa/") for t in tags["images"])
+    assert any(t.startswith("val_images/4_gates/") for t in tags["images"])
     ckpt = torch.load(smoke_run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["global_step"] == 2 * 4  # 16 images / batch 4, 2 epochs
 

@@ -30,7 +30,7 @@ def test_prediction_figure_has_four_labelled_panels_the_dice_and_a_readable_size
     assert [ax.get_title() for ax in fig.axes[:4]] == ["image", "ground truth", "prediction", "errors"]
     assert f"Dice {dice:.3f}" in fig._suptitle.get_text()
     width, height = pixels(fig)
-    assert width >= 1000 and height >= 250
+    assert 700 <= width <= 820 and height <= 1.5 * width  # a TensorBoard card shows it nearly at full size
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["pet", "true positive", "false positive", "false negative"]
 
