@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.segattn-installed
 ARGS ?=
 
-.PHONY: install train test tensorboard benchmark clean-venv
+.PHONY: install train test lint format tensorboard benchmark clean-venv
 
 install: $(STAMP)
 
@@ -18,6 +18,15 @@ $(STAMP): pyproject.toml
 # data.download=auto: on the first run, fetch Oxford-IIIT Pet into data/ (torchvision) when it is missing.
 train: $(STAMP)
 	$(PY) train.py experiment=pets_binary data.download=auto $(ARGS)
+
+# ruff: lint and formatting (configured in pyproject.toml); `make format` rewrites the files.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 # Curves, HParams and figures of every run under logs/ (http://localhost:6006).
 tensorboard: $(STAMP)

@@ -11,8 +11,8 @@ at ``--size``) for the full model (the attention settings of ``configs/model/une
 and for the plain U-Net, writing to a TensorBoard folder in a temporary directory. The per-image
 Dice that ranks the worst images is given as the validation loop would give it, so what is timed
 is what the callback itself does on a drawing epoch: the explicit-path forward pass of the chosen
-images, the attention statistics and the figures. Each figure kind's time is split into building the matplotlib figure and
-``add_figure`` (rendering with Agg and encoding the PNG).
+images, the attention statistics and the figures. Each figure kind's time is split into building the matplotlib figure
+and ``add_figure`` (rendering with Agg and encoding the PNG).
 """
 
 from __future__ import annotations
@@ -135,9 +135,9 @@ def main(argv=None) -> None:
                     rows.append([variant, kind, timings.counts[kind], f"{build:.2f}", f"{render:.2f}", ""])
             rows.append([variant, "whole drawing", "", "", "", f"{total:.2f}"])
     lines = [
-        f"One drawing of the figure callback (defaults: 3 fixed images, 2 worst, 3 queries, per-head MHSA) on 30 synthetic "
-        f"validation images at {args.size} px, base_channels {args.base_channels}; whole drawing: median of {args.repeats} "
-        f"after 1 warm-up, breakdown from the last.",
+        f"One drawing of the figure callback (defaults: 3 fixed images, 2 worst, 3 queries, per-head MHSA) on 30 "
+        f"synthetic validation images at {args.size} px, base_channels {args.base_channels}; whole drawing: median "
+        f"of {args.repeats} after 1 warm-up, breakdown from the last.",
         machine_line(torch.device("cpu")),
         "",
         markdown_table(["model", "figures", "count", "build s", "render and encode s", "drawing s"], rows),

@@ -200,8 +200,8 @@ def main() -> None:
         return
     header = ["image (W×H)", "windows", "probability map MiB", "peak MiB above start", "seconds"]
     sections += [
-        f"Sliding-window prediction: window {args.window}, overlap 0.5, {args.window_batch} windows per pass, base channels "
-        f"{args.base_channels}, CPU, one process per size:",
+        f"Sliding-window prediction: window {args.window}, overlap 0.5, {args.window_batch} windows per pass, base "
+        f"channels {args.base_channels}, CPU, one process per size:",
         "",
         markdown_table(header, memory_rows(args)),
     ]

@@ -208,7 +208,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         const="default",
         default=False,
         choices=COMPILE_MODES,
-        help="torch.compile the model, in this mode (default: 'default'; 'reduce-overhead' adds CUDA graphs on a GPU); the warm-up steps compile it",
+        help=(
+            "torch.compile the model, in this mode (default: 'default'; 'reduce-overhead' adds CUDA graphs on a GPU); "
+            "the warm-up steps compile it"
+        ),
     )
     p.add_argument(
         "--variants",
@@ -241,7 +244,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         type=int,
         default=0,
         metavar="ROUNDS",
-        help="time each case in its own process, the cases taking turns for ROUNDS rounds (default 0: all cases in this process)",
+        help=(
+            "time each case in its own process, the cases taking turns for ROUNDS rounds "
+            "(default 0: all cases in this process)"
+        ),
     )
     p.add_argument("--memory-case", help=argparse.SUPPRESS)  # internal: run one case in a child process
     p.add_argument("--time-case", help=argparse.SUPPRESS)  # internal: time one case in a child process (--isolate)
@@ -353,8 +359,9 @@ def main(argv=None) -> None:
         f"Training step (forward, cross-entropy, backward, AdamW): base_channels {args.base_channels}, depth 4, "
         f"the attention settings of configs/model/unet_attention.yaml ("
         f"{', '.join(f'{k}={v}' for k, v in settings_all.items())}){amp}"
-        f"{', channels_last' if args.channels_last else ''}{f', torch.compile ({args.compile})' if args.compile else ''}; median of {args.repeats} after {warmup} warm-up{timing_where}; peak memory above the step's "
-        f"start, one process per case.\n"
+        f"{', channels_last' if args.channels_last else ''}"
+        f"{f', torch.compile ({args.compile})' if args.compile else ''}; median of {args.repeats} after {warmup} "
+        f"warm-up{timing_where}; peak memory above the step's start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "
         f"{reference_gflops(device):.0f} after (a drop means other load on the machine).\n\n"

@@ -198,9 +198,9 @@ def main() -> None:
     ]
     text = [
         f"Machine: {machine_line(device)}",
-        f"experiment={args.experiment}: {config['data']['image_size']} px, batch {config['data']['batch_size']}, base channels "
-        f"{config['model']['base_channels']}, {workers(config['data'])} loader workers, cache {config['data'].get('cache')}; "
-        f"overrides: {' '.join(args.override) or 'none'}. Runs: {workdir}",
+        f"experiment={args.experiment}: {config['data']['image_size']} px, batch {config['data']['batch_size']}, "
+        f"base channels {config['model']['base_channels']}, {workers(config['data'])} loader workers, "
+        f"cache {config['data'].get('cache')}; overrides: {' '.join(args.override) or 'none'}. Runs: {workdir}",
         "",
         markdown_table(header, rows),
     ]

@@ -2,7 +2,8 @@
 
 Run from the repository root:
     python benchmarks/quality.py --seeds 0 1 2 [--datasets pets isbi] [--models reference plain full] [--output FILE]
-    python benchmarks/quality.py --datasets glas --tta            # GlaS under experiment=glas, also scored with test-time symmetries
+    # GlaS under experiment=glas, also scored with test-time symmetries
+    python benchmarks/quality.py --datasets glas --tta
     python benchmarks/quality.py --device cuda --common data.image_size=256 trainer.max_epochs=50   # GPU rows
 
 For each dataset (Oxford-IIIT Pet binary at 128 px / 20 epochs, ISBI-2012 at 256 px / 40 epochs,
@@ -26,10 +27,11 @@ run (e.g. ``model.gate_channels=one``). For models with attention the table also
 per level (mean gate on foreground − background, level 0 = full resolution), the MHSA border
 ratio (attention that foreground queries give the border cells over their share: the sink; 1 =
 none) and the normalised entropy of each MHSA head. ``--tta`` also scores every checkpoint with
-the test-time symmetries it was trained with (``inference.tta=true``). Every number comes from the ``metrics.json`` files this run wrote,
-which stay under ``--workdir``; the table is rewritten after every run, so a long run that is
-stopped keeps what it finished, and ``--resume <its folder>`` reuses its finished runs (e.g. to
-score the runs of a ``--split val`` invocation on the test split, or to add seeds).
+the test-time symmetries it was trained with (``inference.tta=true``). Every number comes from the
+``metrics.json`` files this run wrote, which stay under ``--workdir``; the table is rewritten after
+every run, so a long run that is stopped keeps what it finished, and ``--resume <its folder>``
+reuses its finished runs (e.g. to score the runs of a ``--split val`` invocation on the test split,
+or to add seeds).
 """
 
 from __future__ import annotations
@@ -262,12 +264,12 @@ def report(results: list[dict], args: argparse.Namespace, workdir: Path) -> str:
     text = [
         f"Machine: {machine_line(torch.device(args.device))}"
         + (" (trainer=gpu: bf16-mixed)" if args.device == "cuda" else ""),
-        f"Seeds {seeds}; best checkpoint (by val/dice) of each run scored on the {split}; mean ± sample std over seeds. "
-        "Per image: score of each image, mean over images; dataset: TP/FP/FN summed over the split; both over the foreground "
-        "class (segattn/metrics/scores.py)."
+        f"Seeds {seeds}; best checkpoint (by val/dice) of each run scored on the {split}; mean ± sample std "
+        "over seeds. Per image: score of each image, mean over images; dataset: TP/FP/FN summed over the split; "
+        "both over the foreground class (segattn/metrics/scores.py)."
         + (" TTA: averaged over the test-time symmetries the run trained with." if args.tta else ""),
-        f"Overrides of the segattn rows: {' '.join(args.override) or 'none'}; of every row: {' '.join(args.common) or 'none'}. "
-        f"Run directories: {workdir}",
+        f"Overrides of the segattn rows: {' '.join(args.override) or 'none'}; of every row: "
+        f"{' '.join(args.common) or 'none'}. Run directories: {workdir}",
         "",
         markdown_table(header, rows),
     ]

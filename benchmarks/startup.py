@@ -94,7 +94,8 @@ def main() -> None:
         )
     text = "\n".join(
         [
-            f"Start-up, seconds from launch (median of {args.repeats} warm runs). {machine_line(__import__('torch').device('cpu'))}",
+            f"Start-up, seconds from launch (median of {args.repeats} warm runs). "
+            f"{machine_line(__import__('torch').device('cpu'))}",
             "",
             markdown_table(["stage", "seconds"], rows),
         ]

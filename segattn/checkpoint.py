@@ -82,7 +82,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "hyper_parameters" not in checkpoint:
         keys = sorted(checkpoint) if isinstance(checkpoint, dict) else type(checkpoint).__name__
         raise CheckpointError(
-            f"{path}: not a segattn training checkpoint: expected keys 'state_dict' and 'hyper_parameters', found {keys}"
+            f"{path}: not a segattn training checkpoint: expected keys 'state_dict' and 'hyper_parameters', "
+            f"found {keys}"
         )
     hparams = checkpoint["hyper_parameters"]
     if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict) or "class_names" not in hparams:
@@ -117,7 +118,8 @@ def check_targets(node: Any, source: str, key: str = "") -> None:
             where = f"{key}.{k}" if key else str(k)
             if k == "_target_" and not (isinstance(v, str) and v.startswith(ALLOWED_TARGET_PREFIXES)):
                 raise CheckpointError(
-                    f"{source}: config key {where} names {v!r}; only targets under {', '.join(ALLOWED_TARGET_PREFIXES)} are allowed"
+                    f"{source}: config key {where} names {v!r}; only targets under "
+                    f"{', '.join(ALLOWED_TARGET_PREFIXES)} are allowed"
                 )
             check_targets(v, source, where)
     elif isinstance(node, list):

@@ -87,13 +87,15 @@ def check_classes_match(checkpoint: dict[str, Any], datamodule: Any, path: str) 
     ckpt_classes, data_classes = list(hparams["class_names"]), list(datamodule.class_names)
     if ckpt_classes != data_classes:
         raise CheckpointError(
-            f"{path}: the checkpoint was trained on the classes {ckpt_classes}, but the data as configured has {data_classes}; "
-            "evaluate it on data with the same classes (do not override data.task or data.mask_mapping to other classes)"
+            f"{path}: the checkpoint was trained on the classes {ckpt_classes}, but the data as configured has "
+            f"{data_classes}; evaluate it on data with the same classes (do not override data.task or "
+            "data.mask_mapping to other classes)"
         )
     in_channels = hparams["net"].get("in_channels", 3)
     if in_channels != datamodule.in_channels:
         raise CheckpointError(
-            f"{path}: the checkpoint takes {in_channels}-channel images, but the data as configured gives {datamodule.in_channels}"
+            f"{path}: the checkpoint takes {in_channels}-channel images, but the data as configured gives "
+            f"{datamodule.in_channels}"
         )
 
 

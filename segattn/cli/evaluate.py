@@ -66,7 +66,8 @@ def evaluate(cfg: DictConfig) -> dict:
         sizes = {split: len(datamodule.dataset(split).samples) for split in ("train", "val", "test")}
         with_images = [f"{split} ({n} images)" for split, n in sizes.items() if n and split in SPLITS]
         raise DatasetContentError(
-            f"split={cfg.split}: the {cfg.split} split of this data is empty (data.root={getattr(datamodule, 'root', 'n/a')}); "
+            f"split={cfg.split}: the {cfg.split} split of this data is empty "
+            f"(data.root={getattr(datamodule, 'root', 'n/a')}); "
             + (
                 f"splits with images: {', '.join(with_images)}, e.g. split={with_images[0].split()[0]}"
                 if with_images
@@ -83,7 +84,8 @@ def evaluate(cfg: DictConfig) -> dict:
     if ignore_index != hp.get("ignore_index"):
         # The data says which pixels carry no label (e.g. data.ignore_border=true on a model trained without it).
         log.warning(
-            "The data leaves out pixels labelled %s; the checkpoint was trained with ignore_index=%s. Scoring follows the data",
+            "The data leaves out pixels labelled %s; the checkpoint was trained with ignore_index=%s. "
+            "Scoring follows the data",
             ignore_index,
             hp.get("ignore_index"),
         )
@@ -186,7 +188,8 @@ def format_table(result: dict) -> str:
     )
     lines = [
         f"{result['split']} split, {result['num_images']} images, checkpoint {result['checkpoint']}",
-        f"inference: {how}{', flips averaged' if inference['tta'] else ''}; scored at {result['resolution']} resolution",
+        f"inference: {how}{', flips averaged' if inference['tta'] else ''}; "
+        f"scored at {result['resolution']} resolution",
         "",
         "| class | Dice | IoU |",
         "|---|---|---|",

@@ -82,8 +82,8 @@ def check_output_dir(input_dir: Path, output_dir: Path, file_names: list[str]) -
         raise FileExistsError(f"output_dir={output_dir} is a file, not a folder; choose a folder for the masks")
     if output_dir.resolve() == input_dir.resolve():
         raise FileExistsError(
-            f"output_dir={output_dir} is the input_dir: the masks would be written among the images (and segmented as images "
-            "on the next run); choose another output_dir"
+            f"output_dir={output_dir} is the input_dir: the masks would be written among the images (and segmented as "
+            "images on the next run); choose another output_dir"
         )
     problem = writable_folder_problem(output_dir)
     if problem:
@@ -93,8 +93,8 @@ def check_output_dir(input_dir: Path, output_dir: Path, file_names: list[str]) -
     existing = [name for name in file_names if (output_dir / name).exists()]
     if existing:
         raise FileExistsError(
-            f"output_dir={output_dir} already holds {len(existing)} of the files this run would write (first: {', '.join(existing[:3])}); "
-            "nothing was overwritten. Choose another output_dir, or remove them"
+            f"output_dir={output_dir} already holds {len(existing)} of the files this run would write "
+            f"(first: {', '.join(existing[:3])}); nothing was overwritten. Choose another output_dir, or remove them"
         )
 
 

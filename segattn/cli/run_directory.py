@@ -114,7 +114,10 @@ def already_holds_a_run(
         if last.is_file():
             text += f", or resume that run with ckpt_path={last}"
         else:
-            text += " (it holds no checkpoints/last.ckpt to resume from: the run ended before its first checkpoint; remove the folder to reuse it)"
+            text += (
+                " (it holds no checkpoints/last.ckpt to resume from: the run ended before its first checkpoint; "
+                "remove the folder to reuse it)"
+            )
     else:
         text += " (evaluate.py and segattn-predict write their results into a run directory of their own)"
     return text

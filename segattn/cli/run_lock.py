@@ -81,8 +81,8 @@ def claim(directory: Path, command: str, setting: str) -> None:
                     else "another segattn command"
                 )
                 raise RunDirectoryError(
-                    f"{setting}: a live run holds this folder: {who}; nothing was written. Choose another folder, or wait "
-                    f"for that run to end (if it is not running any more, remove {path})"
+                    f"{setting}: a live run holds this folder: {who}; nothing was written. Choose another folder, "
+                    f"or wait for that run to end (if it is not running any more, remove {path})"
                 ) from None
             path.unlink(missing_ok=True)  # stale: its process is gone
             continue

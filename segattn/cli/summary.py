@@ -32,12 +32,14 @@ def final_summary(
     tracker = next((cb for cb in trainer.callbacks if isinstance(cb, HParamsLogger)), None)
     checkpoint = trainer.checkpoint_callback
     lines = [
-        f"Finished after {trainer.current_epoch} epochs ({trainer.global_step} steps). Run directory: {_shown(output_dir)}"
+        f"Finished after {trainer.current_epoch} epochs ({trainer.global_step} steps). "
+        f"Run directory: {_shown(output_dir)}"
     ]
     if tracker is not None and tracker.best_dice is not None:
         iou = f", val/iou {tracker.best_iou:.4f}" if tracker.best_iou is not None else ""
         lines.append(
-            f"  best val/dice {tracker.best_dice:.4f}{iou} at epoch {tracker.best_epoch} (numbered as in the progress bar)"
+            f"  best val/dice {tracker.best_dice:.4f}{iou} at epoch {tracker.best_epoch} "
+            "(numbered as in the progress bar)"
         )
     elif checkpoint is not None and checkpoint.best_model_score is not None:
         lines.append(f"  best val/dice {float(checkpoint.best_model_score):.4f}")
@@ -53,11 +55,13 @@ def final_summary(
         lines.append(f"  console log:     {_shown(log_path)}")
     lines.append("Next:")
     lines.append(
-        f"  {tensorboard_command()} --logdir {_shown(output_dir / 'tensorboard')}   # curves, HParams, attention figures"
+        f"  {tensorboard_command()} --logdir {_shown(output_dir / 'tensorboard')}   "
+        "# curves, HParams, attention figures"
     )
     if sweep_dir is not None:
         lines.append(
-            f"  {tensorboard_command()} --logdir {_shown(sweep_dir)}   # every run of this sweep side by side (HParams tab)"
+            f"  {tensorboard_command()} --logdir {_shown(sweep_dir)}   "
+            "# every run of this sweep side by side (HParams tab)"
         )
     if best is not None:
         lines.append(f"  python evaluate.py ckpt_path={_shown(best)}   # Dice/IoU on the test split")

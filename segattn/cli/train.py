@@ -123,9 +123,9 @@ def check_resume_checkpoint(ckpt_path: str, module: SegmentationModule, config: 
     ]
     if changed:
         raise CheckpointError(
-            f"{ckpt_path}: cannot resume: resuming continues the same run, but settings that shape its learning-rate schedule "
-            f"differ ({'; '.join(changed)}). Resume with the checkpoint's values, or start a new run from its weights "
-            f"with init_from={ckpt_path} (instead of ckpt_path)"
+            f"{ckpt_path}: cannot resume: resuming continues the same run, but settings that shape its learning-rate "
+            f"schedule differ ({'; '.join(changed)}). Resume with the checkpoint's values, or start a new run from its "
+            f"weights with init_from={ckpt_path} (instead of ckpt_path)"
         )
 
 

@@ -88,14 +88,16 @@ def validate_train_config(cfg: DictConfig) -> None:
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
         problems.append(
-            f"ckpt_path: {ckpt_path} is not a file; expected the checkpoint to resume from (e.g. <run dir>/checkpoints/last.ckpt)"
+            f"ckpt_path: {ckpt_path} is not a file; expected the checkpoint to resume from "
+            "(e.g. <run dir>/checkpoints/last.ckpt)"
         )
     init_from = cfg.get("init_from")
     if init_from is not None and not Path(str(init_from)).is_file():
         problems.append(f"init_from: {init_from} is not a file; expected a checkpoint whose weights start a new run")
     if init_from is not None and ckpt_path is not None:
         problems.append(
-            "init_from and ckpt_path are both set: ckpt_path resumes a run (weights, optimiser, schedule), init_from starts a new one from weights only; give one"
+            "init_from and ckpt_path are both set: ckpt_path resumes a run (weights, optimiser, schedule), "
+            "init_from starts a new one from weights only; give one"
         )
     problems += trainer_problems(OmegaConf.to_container(cfg.trainer, resolve=True))
     problems += run_length_problems(
@@ -129,8 +131,8 @@ def trainer_problems(trainer: dict) -> list[str]:
     accelerator = str(trainer.get("accelerator", "auto"))
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         problems.append(
-            f"trainer.accelerator: got {accelerator} (trainer=gpu or trainer=ddp on GPUs), but torch sees no CUDA GPU on "
-            "this machine; use trainer=cpu (or trainer=ddp trainer.accelerator=cpu)"
+            f"trainer.accelerator: got {accelerator} (trainer=gpu or trainer=ddp on GPUs), but torch sees no CUDA GPU "
+            "on this machine; use trainer=cpu (or trainer=ddp trainer.accelerator=cpu)"
         )
     return problems
 
@@ -171,8 +173,8 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
     weights = cfg.module.get("class_weights")
     if weights is not None and len(weights) != datamodule.num_classes:
         problems.append(
-            f"module.class_weights: got {len(weights)} values {list(weights)}; the data has {datamodule.num_classes} classes "
-            f"{list(datamodule.class_names)}: give one weight per class, or null"
+            f"module.class_weights: got {len(weights)} values {list(weights)}; the data has "
+            f"{datamodule.num_classes} classes {list(datamodule.class_names)}: give one weight per class, or null"
         )
     if len(datamodule.dataset("train")) == 0:
         sizes = ", ".join(f"{split} {len(datamodule.dataset(split))}" for split in ("val", "test"))
@@ -196,10 +198,10 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
         per_rank = math.ceil(len(datamodule.dataset("train")) / max(1, world_size))
         if per_rank % batch_size == 1 or batch_size == 1:
             problems.append(
-                f"model.depth={depth} at data.image_size={image_size} leaves a 1x1 bottleneck, and with data.batch_size={batch_size} "
-                f"and {per_rank} training images per process a batch of one image comes up, where BatchNorm has a single value "
-                f"per channel and fails; use data.image_size >= {2 * 2**depth}, model.depth <= {depth - 1}, or a data.batch_size "
-                "that leaves no batch of one"
+                f"model.depth={depth} at data.image_size={image_size} leaves a 1x1 bottleneck, and with "
+                f"data.batch_size={batch_size} and {per_rank} training images per process a batch of one image comes "
+                f"up, where BatchNorm has a single value per channel and fails; use data.image_size >= {2 * 2**depth}, "
+                f"model.depth <= {depth - 1}, or a data.batch_size that leaves no batch of one"
             )
     return problems
 
@@ -221,7 +223,8 @@ def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
     if max_epochs == -1 and not steps_bound and scheduler != "none":
         return [
             f"trainer.max_epochs: got -1 (no limit) and trainer.max_steps is not set, but module.scheduler={scheduler} "
-            "is laid out over the whole run; set trainer.max_epochs >= 1 or trainer.max_steps >= 1, or module.scheduler=none"
+            "is laid out over the whole run; set trainer.max_epochs >= 1 or trainer.max_steps >= 1, "
+            "or module.scheduler=none"
         ]
     return []
 

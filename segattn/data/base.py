@@ -255,8 +255,8 @@ class SegmentationDataModule(L.LightningDataModule):
         inference of a model trained on resized images). Before ``setup``."""
         if self._eval_transform_given:
             raise DatasetLayoutError(
-                "inference.mode=sliding_window needs the images at native size, but this run's data.eval_transform is a "
-                "custom pipeline (it may resize); use inference.mode=resize, or data.eval_transform=null"
+                "inference.mode=sliding_window needs the images at native size, but this run's data.eval_transform is "
+                "a custom pipeline (it may resize); use inference.mode=resize, or data.eval_transform=null"
             )
         self.native_size = True
         self._eval_transform = None

@@ -76,7 +76,7 @@ def scored_classes_problem(present: set[int], datamodule, include_background: bo
         return None
     names = [datamodule.class_names[c] for c in scored]
     return (
-        f"the {split} split's masks hold none of the scored classes {names} (only {sorted(present)}): val/dice would be "
-        "undefined and best.ckpt could not be chosen. Check that data.mask_mapping maps the masks' foreground values to "
-        "these classes, or put images with foreground into the validation split"
+        f"the {split} split's masks hold none of the scored classes {names} (only {sorted(present)}): val/dice would "
+        "be undefined and best.ckpt could not be chosen. Check that data.mask_mapping maps the masks' foreground "
+        "values to these classes, or put images with foreground into the validation split"
     )

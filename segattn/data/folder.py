@@ -85,7 +85,8 @@ def paired_samples(images: Path, masks: Path, skip_missing: bool, mask_suffix: s
             key = stem[: -len(mask_suffix)] if stem.endswith(mask_suffix) else stem
             if key in named:
                 raise DatasetContentError(
-                    f"{masks} holds two masks for the image stem {key!r} (mask suffix {mask_suffix!r}): {named[key].name} and {path.name}"
+                    f"{masks} holds two masks for the image stem {key!r} (mask suffix {mask_suffix!r}): "
+                    f"{named[key].name} and {path.name}"
                 )
             named[key] = path
         mask_files = named
@@ -153,7 +154,8 @@ class FolderDataModule(SegmentationDataModule):
         self.num_classes = int(num_classes) if num_classes is not None else class_ids[-1] + 1
         if class_ids[0] < 0 or class_ids[-1] >= self.num_classes:
             raise ValueError(
-                f"data.mask_mapping maps to class ids {class_ids}, outside 0..{self.num_classes - 1} (data.num_classes={self.num_classes})"
+                f"data.mask_mapping maps to class ids {class_ids}, outside 0..{self.num_classes - 1} "
+                f"(data.num_classes={self.num_classes})"
             )
         self.class_names = (
             [str(n) for n in class_names] if class_names else [f"class_{i}" for i in range(self.num_classes)]
@@ -180,7 +182,8 @@ class FolderDataModule(SegmentationDataModule):
     def build_splits(self) -> dict[str, list[FileSample]]:
         if not self.root.is_dir():
             raise DatasetLayoutError(
-                f"folder dataset: data.root={self.root} does not exist. Expected: {LAYOUT}. Point data.root= at such a folder."
+                f"folder dataset: data.root={self.root} does not exist. Expected: {LAYOUT}. "
+                "Point data.root= at such a folder."
             )
         if (self.root / "train").is_dir():
             return self._presplit()

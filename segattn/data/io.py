@@ -64,8 +64,8 @@ def _open(path: Path, what: str) -> Image.Image:
         pages = getattr(image, "n_frames", 1)
         if pages > 1:
             raise DatasetContentError(
-                f"{what} file {path} holds {pages} pages (a multi-page {image.format}, e.g. a stack of slices); segattn "
-                f"reads one image per file. Save each page as its own file, e.g. with Pillow: "
+                f"{what} file {path} holds {pages} pages (a multi-page {image.format}, e.g. a stack of slices); "
+                f"segattn reads one image per file. Save each page as its own file, e.g. with Pillow: "
                 f"[im.seek(i) or im.save(f'{path.stem}_{{i:03d}}.png') for i in range(im.n_frames)]"
             )
         image.load()

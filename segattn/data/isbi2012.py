@@ -52,8 +52,9 @@ class ISBI2012DataModule(SegmentationDataModule):
             if not part.is_dir():
                 raise DatasetLayoutError(
                     f"ISBI-2012 data: {part} is missing. Expected under data.root={self.root}: {LAYOUT}. "
-                    "Get the challenge data (http://brainiac2.mit.edu/isbi_challenge/; a PNG export is in github.com/zhixuhao/unet, "
-                    "data/membrane/train/{image,label}, to be renamed to images/ and masks/) and point data.root=<path to a local copy> at it."
+                    "Get the challenge data (http://brainiac2.mit.edu/isbi_challenge/; a PNG export is in "
+                    "github.com/zhixuhao/unet, data/membrane/train/{image,label}, to be renamed to images/ and "
+                    "masks/) and point data.root=<path to a local copy> at it."
                 )
         samples = {s.name: s for s in paired_samples(images, masks, self.skip_missing)}
         ordered = sorted(samples, key=natural_key)  # slice order: 0.png, 1.png, ..., 10.png unpadded too

@@ -74,14 +74,15 @@ def binary_mapping(values: dict[int, Path], where: Path) -> dict[int, int]:
         hint = f"for one class per value, in order: 'data.mask_mapping={{{pairs}}}'"
     else:
         hint = (
-            f"{len(found)} different values look like instance labels (or masks resized with smoothing, which must be "
-            "resized nearest): map each value to its class (e.g. 0 to 0 and every other value to 1) in data.mask_mapping"
+            f"{len(found)} different values look like instance labels (or masks resized with smoothing, which must "
+            "be resized nearest): map each value to its class (e.g. 0 to 0 and every other value to 1) in "
+            "data.mask_mapping"
         )
     shown = ", ".join(str(v) for v in found[:SUGGESTED_MAX]) + (", ..." if len(found) > SUGGESTED_MAX else "")
     raise DatasetContentError(
-        f"data.mask_mapping is null, which reads binary masks (saved as 0/255 or 0/1, or all as JPEG), but the masks under {where} hold "
-        f"the values {shown} (e.g. {odd} in {values[odd]}). Say which class each value is: {hint}; a value may map to "
-        "data.ignore_index to leave its pixels out"
+        f"data.mask_mapping is null, which reads binary masks (saved as 0/255 or 0/1, or all as JPEG), but the masks "
+        f"under {where} hold the values {shown} (e.g. {odd} in {values[odd]}). Say which class each value is: {hint}; "
+        "a value may map to data.ignore_index to leave its pixels out"
     )
 
 
@@ -93,7 +94,8 @@ def infer_binary_mapping(mask_paths: Sequence[Path], where: Path) -> dict[int, i
         mapping = threshold_mapping(max(values))
         cut = min(v for v, c in mapping.items() if c == 1)
         log.info(
-            "data.mask_mapping=null: the %d masks under %s are JPEG (lossy), read as binary: values from %d up are class 1",
+            "data.mask_mapping=null: the %d masks under %s are JPEG (lossy), read as binary: "
+            "values from %d up are class 1",
             len(mask_paths),
             where,
             cut,

@@ -120,7 +120,8 @@ class OxfordPetsDataModule(SegmentationDataModule):
         """
         if not self.root.exists():
             raise DatasetLayoutError(
-                f"Oxford-IIIT Pet: data.root={self.root} does not exist. Expected the official layout: {LAYOUT}. {HOW_TO_GET}"
+                f"Oxford-IIIT Pet: data.root={self.root} does not exist. Expected the official layout: {LAYOUT}. "
+                f"{HOW_TO_GET}"
             )
         candidates = [self.root, self.root / DOWNLOAD_DIR]
         missing = {c: [part for part in LAYOUT_PARTS if not (c / part).exists()] for c in candidates}

@@ -20,7 +20,8 @@ def lookup_table(mapping: dict[int, int]) -> np.ndarray:
     for value, class_id in mapping.items():
         if not 0 <= int(value) < TABLE_SIZE:
             raise ValueError(
-                f"mask value {value} in the mask mapping is outside 0..{TABLE_SIZE - 1} (masks are read as 8- or 16-bit values)"
+                f"mask value {value} in the mask mapping is outside 0..{TABLE_SIZE - 1} "
+                "(masks are read as 8- or 16-bit values)"
             )
         table[int(value)] = int(class_id)
     return table
@@ -34,7 +35,8 @@ def map_mask(raw: np.ndarray, table: np.ndarray, path: Path) -> np.ndarray:
         )
         if outside.size:
             raise DatasetContentError(
-                f"mask {path} holds values {[v.item() for v in outside[:10]]} that the mask mapping does not cover; mapped values: {mapped_values(table)}"
+                f"mask {path} holds values {[v.item() for v in outside[:10]]} that the mask mapping does not cover; "
+                f"mapped values: {mapped_values(table)}"
             )
         raw = raw.astype(np.int64)
     mask = table[raw]
@@ -42,12 +44,14 @@ def map_mask(raw: np.ndarray, table: np.ndarray, path: Path) -> np.ndarray:
     if unmapped.any():
         bad = [int(v) for v in np.unique(raw[unmapped])]
         lossy = (
-            " (a JPEG mask, whose lossy values no exact mapping covers: leave data.mask_mapping null to read it as binary)"
+            " (a JPEG mask, whose lossy values no exact mapping covers: leave data.mask_mapping null to read it "
+            "as binary)"
             if is_jpeg(path)
             else ""
         )
         raise DatasetContentError(
-            f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; mapped values: {mapped_values(table)}{lossy}"
+            f"mask {path} holds values {bad[:10]} that the mask mapping does not cover; "
+            f"mapped values: {mapped_values(table)}{lossy}"
         )
     return mask
 

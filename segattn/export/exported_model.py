@@ -69,7 +69,8 @@ class ExportedModel:
             import onnxruntime
         except ImportError:
             raise CheckpointError(
-                f"{self.path}: running an ONNX model needs onnxruntime: pip install onnxruntime (or the project's extra: pip install -e '.[export]')"
+                f"{self.path}: running an ONNX model needs onnxruntime: pip install onnxruntime "
+                "(or the project's extra: pip install -e '.[export]')"
             ) from None
         providers = ["CPUExecutionProvider"]
         if self.device.type == "cuda" and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
@@ -92,8 +93,8 @@ class ExportedModel:
             raise CheckpointError(f"{self.path}: its '{METADATA_KEY}' settings are not valid JSON: {err}") from None
         if metadata.get("segattn_export") != METADATA_VERSION or not isinstance(metadata.get("data"), dict):
             raise CheckpointError(
-                f"{self.path}: its settings are of export version {metadata.get('segattn_export')!r} or lack the data settings; "
-                f"this segattn reads version {METADATA_VERSION}: export the checkpoint again"
+                f"{self.path}: its settings are of export version {metadata.get('segattn_export')!r} or lack the data "
+                f"settings; this segattn reads version {METADATA_VERSION}: export the checkpoint again"
             )
         check_targets(metadata["data"], str(self.path), "data")
         return metadata

@@ -27,9 +27,10 @@ class InferenceSettings:
     ``tta``: average the softmax over flipped copies: horizontal (2 passes), and with
     ``tta_vertical`` also vertical and both (4 passes). ``tta_vertical`` null = as the model was
     trained (``data.vertical_flip``), as nnU-Net mirrors only along its training axes: a model
-    that never saw an image upside down has not learnt what one looks like. ``tta_rotate90``: also the quarter turns, all eight symmetries
-    of the square (8 passes); null = as trained (``data.rotate90``). ``max_pixels``: the largest
-    image read (width × height); null = Pillow's guard against decompression bombs (about 179 million).
+    that never saw an image upside down has not learnt what one looks like. ``tta_rotate90``: also
+    the quarter turns, all eight symmetries of the square (8 passes); null = as trained
+    (``data.rotate90``). ``max_pixels``: the largest image read (width × height); null = Pillow's
+    guard against decompression bombs (about 179 million).
     """
 
     mode: str = "resize"

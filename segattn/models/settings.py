@@ -52,7 +52,10 @@ def heads_problem(channels: int, heads: Any, what: str = "channels it attends ov
 def positional_channels_problem(channels: int, name: str) -> str | None:
     """The 2D sine-cosine positional encoding needs a sine and a cosine for rows and for columns."""
     if channels % 4:
-        return f"{name}: got {channels} attended channels; with attention they must be a multiple of 4 (2D positional encoding)"
+        return (
+            f"{name}: got {channels} attended channels; with attention they must be a multiple of 4 "
+            "(2D positional encoding)"
+        )
     return None
 
 

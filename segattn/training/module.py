@@ -253,10 +253,10 @@ class SegmentationModule(L.LightningModule):
         resumed, self._resumed_total_steps = self._resumed_total_steps, None
         if resumed is not None and resumed != total_steps:
             raise CheckpointError(
-                f"cannot resume: the checkpoint's learning-rate schedule spans {resumed} optimizer steps, but this run's "
-                f"settings give {total_steps} (the training images per epoch, batch size, epochs or step limit differ: e.g. "
-                "data.patches_per_image, a split fraction or the data itself). Resume with the checkpoint's settings, or start "
-                "a new run from its weights with init_from= (instead of ckpt_path=)"
+                f"cannot resume: the checkpoint's learning-rate schedule spans {resumed} optimizer steps, but this "
+                f"run's settings give {total_steps} (the training images per epoch, batch size, epochs or step limit "
+                "differ: e.g. data.patches_per_image, a split fraction or the data itself). Resume with the "
+                "checkpoint's settings, or start a new run from its weights with init_from= (instead of ckpt_path=)"
             )
         self._total_steps = total_steps
         if hp.scheduler == "cosine":
