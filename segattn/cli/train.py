@@ -39,6 +39,8 @@ from segattn.errors import (
     NonFiniteLossError,
     RunDirectoryError,
 )
+from segattn.models.encoders import ensure_weights
+from segattn.models.encoders import normalization as encoder_normalization
 from segattn.training.atomic_checkpoint_io import AtomicCheckpointIO
 from segattn.training.module import SegmentationModule
 
@@ -168,7 +170,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     resolved = OmegaConf.to_container(cfg, resolve=True)
 
     set_max_pixels((resolved.get("inference") or {}).get("max_pixels"))
+    encoder, weights = resolved["model"].get("encoder", "unet"), resolved["model"].get("encoder_weights")
+    if weights is not None:
+        try:
+            ensure_weights(encoder)  # downloaded once into the torch hub cache, before any data is read
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from None
     datamodule = build(cfg.data, "data")
+    stats = encoder_normalization(encoder, weights, datamodule.in_channels)
+    if stats is not None and resolved["data"].get("normalization") is None:
+        # the inputs as the pretrained weights expect them; saved with the run, so evaluate, predict
+        # and exported models normalise the same way
+        datamodule.use_normalization(*stats)
+        resolved["data"]["normalization"] = {"mean": stats[0], "std": stats[1]}
     datamodule.prepare_data()
     datamodule.setup("fit")  # fail here, before any training starts, if the data is not there
     inference = dict(resolved.get("inference") or {})

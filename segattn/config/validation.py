@@ -19,7 +19,7 @@ from segattn.config.typecheck import check_against_signature, check_target_node
 from segattn.data.settings import data_problems
 from segattn.errors import ConfigError
 from segattn.inference import InferenceSettings
-from segattn.models.settings import network_problems, size_problem
+from segattn.models.settings import network_depth, network_problems, size_problem
 from segattn.models.unet_attention import NETWORK_SETTINGS, UNetAttention
 from segattn.training.module import MODULE_SETTINGS, SegmentationModule, module_problems
 
@@ -74,12 +74,12 @@ def validate_train_config(cfg: DictConfig) -> None:
     network = {**signature_defaults(UNetAttention), **{k: v for k, v in model.items() if k in NETWORK_SETTINGS}}
     problems += [f"model.{p}" for p in network_problems(network)]
     problems += [f"module.{p}" for p in module_problems({k: v for k, v in module.items() if k in MODULE_SETTINGS})]
-    depth, image_size = network.get("depth"), data.get("image_size")
+    depth, image_size = network_depth(network), data.get("image_size")
     if is_int(depth) and depth >= 1 and is_int(image_size) and image_size >= 1:
         problems += [p for p in [size_problem("data.image_size", image_size, depth)] if p]
     problems += [f"data.{p}" for p in data_problems(data)]
     problems += inference_problems(
-        OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data, model.get("depth")
+        OmegaConf.to_container(cfg.inference, resolve=True) if cfg.get("inference") else {}, data, depth
     )
 
     seed = cfg.get("seed")
@@ -193,7 +193,8 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
             f"the validation split is empty: training would choose no best.ckpt (it keeps the best val/dice), which "
             f"evaluate.py needs; {fix}"
         )
-    depth, image_size, batch_size = cfg.model.get("depth"), datamodule.image_size, datamodule.batch_size
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    depth, image_size, batch_size = network_depth(model), datamodule.image_size, datamodule.batch_size
     if isinstance(depth, int) and image_size // 2**depth == 1:
         per_rank = math.ceil(len(datamodule.dataset("train")) / max(1, world_size))
         if per_rank % batch_size == 1 or batch_size == 1:

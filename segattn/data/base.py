@@ -164,6 +164,7 @@ class SegmentationDataModule(L.LightningDataModule):
         foreground_fraction: float = 0.33,
         patches_per_image: int = 1,
         cache: bool = False,
+        normalization: dict | None = None,
         train_transform: A.Compose | None = None,
         eval_transform: A.Compose | None = None,
     ) -> None:
@@ -197,9 +198,13 @@ class SegmentationDataModule(L.LightningDataModule):
         self.patch_size = patch_size
         self.patches_per_image = patches_per_image
         self.cache = cache
+        if normalization is not None and set(normalization) != {"mean", "std"}:
+            raise ValueError(f"data.normalization: got {normalization!r}; expected null or {{mean: [...], std: [...]}}")
+        self._normalization = normalization
         self.scale = float(scale)
         self.foreground_fraction = float(foreground_fraction)
         self._train_transform = train_transform
+        self._train_transform_given = train_transform is not None
         self._eval_transform = eval_transform
         self._eval_transform_given = eval_transform is not None
         self.native_size = False  # evaluation images at native size (patches, or keep_native_size())
@@ -219,7 +224,20 @@ class SegmentationDataModule(L.LightningDataModule):
         source whose mapping depends on its masks reads them here (the folder dataset)."""
 
     def normalization(self) -> Stats:
-        """(mean, std) of the default pipelines; subclasses with measured statistics override it."""
+        """(mean, std) of the default pipelines: ``normalization`` when given (a pretrained
+        encoder's statistics, which train.py fills in), else the defaults for the channels."""
+        if self._normalization is not None:
+            return tuple(self._normalization["mean"]), tuple(self._normalization["std"])
+        return self.default_normalization()
+
+    def use_normalization(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        """Normalise inputs with these statistics (a pretrained encoder's); before ``setup``."""
+        self._normalization = {"mean": list(mean), "std": list(std)}
+        self._train_transform = None if not self._train_transform_given else self._train_transform
+        self._eval_transform = None if not self._eval_transform_given else self._eval_transform
+
+    def default_normalization(self) -> Stats:
+        """The statistics without a given ``normalization``; sources with measured ones override it."""
         return default_stats(self.in_channels)
 
     # --- shared ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ class ISBI2012DataModule(SegmentationDataModule):
     def mask_mapping(self) -> dict[int, int]:
         return {0: 1, 255: 0}
 
-    def normalization(self) -> Stats:
+    def default_normalization(self) -> Stats:
         return ISBI_MEAN, ISBI_STD
 
     def build_splits(self) -> dict[str, list[FileSample]]:

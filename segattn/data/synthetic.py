@@ -82,7 +82,7 @@ class SyntheticDataModule(SegmentationDataModule):
     def mask_mapping(self) -> dict[int, int]:
         return {k: k for k in range(self.num_classes)}
 
-    def normalization(self) -> Stats:
+    def default_normalization(self) -> Stats:
         """Scalar statistics (any channel count), the same as ``configs/data/synthetic.yaml``."""
         return 0.5, 0.25
 

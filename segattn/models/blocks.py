@@ -41,3 +41,14 @@ class Up(nn.Module):
 
     def forward(self, coarse: Tensor, skip: Tensor) -> Tensor:
         return self.conv(torch.cat([skip, self.up(coarse)], dim=1))
+
+
+class FinalUp(nn.Sequential):
+    """The decoder's last step after an encoder whose largest map is at stride 2 (torchvision
+    backbones): upsample ×2 to the input's size (no skip there), halving the channels, then a
+    double conv."""
+
+    def __init__(self, in_channels: int) -> None:
+        out = max(16, in_channels // 2)
+        super().__init__(nn.ConvTranspose2d(in_channels, out, kernel_size=2, stride=2), DoubleConv(out, out))
+        self.out_channels = out

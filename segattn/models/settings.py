@@ -12,6 +12,33 @@ from collections.abc import Mapping
 from typing import Any
 
 GATE_CHANNELS = ("one", "skip")
+#: Encoders: the U-Net's own double-conv encoder, or a torchvision backbone (``models/encoders.py``).
+TORCHVISION_CHANNELS = {
+    "resnet18": (64, 64, 128, 256, 512),
+    "resnet34": (64, 64, 128, 256, 512),
+    "resnet50": (64, 256, 512, 1024, 2048),
+    "efficientnet_b0": (16, 24, 40, 112, 320),
+    "efficientnet_b2": (16, 24, 48, 120, 352),
+}
+ENCODERS = ("unet", *TORCHVISION_CHANNELS)
+ENCODER_WEIGHTS = ("imagenet",)
+TORCHVISION_DEPTH = 5  # strides 2 to 32: inputs must be multiples of 32
+
+
+def network_depth(settings: Mapping[str, Any]) -> Any:
+    """Downsamplings of the network: ``depth`` for the U-Net encoder, 5 for a torchvision one."""
+    return settings.get("depth") if settings.get("encoder", "unet") == "unet" else TORCHVISION_DEPTH
+
+
+def encoder_channels(settings: Mapping[str, Any]) -> list[int] | None:
+    """Channels of the skips (full resolution or stride 2 first) and, last, of the bottleneck."""
+    encoder = settings.get("encoder", "unet")
+    if encoder != "unet":
+        return list(TORCHVISION_CHANNELS[encoder]) if encoder in TORCHVISION_CHANNELS else None
+    depth, base = settings.get("depth"), settings.get("base_channels")
+    if not (is_int(depth) and depth >= 1 and is_int(base) and base >= 1):
+        return None
+    return [base * 2**i for i in range(depth + 1)]
 
 
 def is_int(value: Any) -> bool:
@@ -111,34 +138,43 @@ def network_problems(settings: Mapping[str, Any]) -> list[str]:
             continue
         if not is_int(value) or value < 1:
             problems.append(f"{name}: got {value!r}; expected an integer >= 1")
-    depth, base = settings.get("depth"), settings.get("base_channels")
-    if not (is_int(depth) and depth >= 1 and is_int(base) and base >= 1):
-        return problems  # the rules below are about the channels and levels these two give
-    deep = settings.get("deep_supervision", 0)
-    if not is_int(deep) or not 0 <= deep < depth:
-        problems.append(f"deep_supervision: got {deep!r}; expected an integer from 0 to depth - 1 = {depth - 1}")
-    levels = settings.get("cross_attention_levels")
-    if not valid_cross_attention_levels(levels, depth):
+    encoder, weights = settings.get("encoder", "unet"), settings.get("encoder_weights")
+    if encoder not in ENCODERS:
+        problems.append(f"encoder: got {encoder!r}; allowed: {', '.join(ENCODERS)}")
+        return problems
+    if weights is not None and weights not in ENCODER_WEIGHTS:
+        problems.append(f"encoder_weights: got {weights!r}; allowed: null, {', '.join(ENCODER_WEIGHTS)}")
+    elif weights is not None and encoder == "unet":
         problems.append(
-            f"cross_attention_levels: got {levels!r}; expected null (every level) or a non-empty list of "
-            f"skip levels from 0 (full resolution) to depth - 1 = {depth - 1}"
+            f"encoder_weights: got {weights!r}, but encoder=unet has no pretrained weights; choose a torchvision "
+            f"encoder ({', '.join(ENCODERS[1:])}) or encoder_weights=null"
         )
-    attended = []
+    channels = encoder_channels(settings)
+    if channels is None:
+        return problems  # the rules below are about the channels and levels the encoder gives
+    levels = len(channels) - 1
+    deep = settings.get("deep_supervision", 0)
+    if not is_int(deep) or not 0 <= deep < levels:
+        problems.append(f"deep_supervision: got {deep!r}; expected an integer from 0 to {levels - 1} (skip levels - 1)")
+    cross_levels = settings.get("cross_attention_levels")
+    if not valid_cross_attention_levels(cross_levels, levels):
+        problems.append(
+            f"cross_attention_levels: got {cross_levels!r}; expected null (every level) or a non-empty list of "
+            f"skip levels from 0 (the largest) to {levels - 1}"
+        )
     if settings.get("self_attention"):
-        bottleneck = base * 2**depth
-        attended.append(bottleneck)
-        what = "channels of the bottleneck (base_channels * 2**depth)"
-        problems += [p for p in [heads_problem(bottleneck, settings.get("heads"), what)] if p]
+        what = "channels of the bottleneck" + (" (base_channels * 2**depth)" if encoder == "unet" else f" ({encoder})")
+        problems += [p for p in [heads_problem(channels[-1], settings.get("heads"), what)] if p]
         problems += [p for p in [registers_problem(settings.get("registers", 0))] if p]
     if settings.get("cross_attention"):
-        attended.append(base)
         problems += gate_problems(
             settings.get("head_dim"),
             settings.get("max_tokens"),
             settings.get("gate_channels"),
             settings.get("gate_init"),
         )
-    if attended and base % 4:
+    base = settings.get("base_channels")
+    if encoder == "unet" and (settings.get("self_attention") or settings.get("cross_attention")) and base % 4:
         problems.append(
             f"base_channels: got {base}; with attention it must be a multiple of 4 (2D positional encoding)"
         )

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from segattn.models.blocks import DoubleConv, Down, Up
+from segattn.models.blocks import DoubleConv, Down, FinalUp, Up
 from segattn.models.cross_attention import MultiHeadCrossAttentionGate
+from segattn.models.encoders import TorchvisionEncoder
 from segattn.models.self_attention import MultiHeadSelfAttention2d
-from segattn.models.settings import network_problems, size_problem
+from segattn.models.settings import encoder_channels, network_depth, network_problems, size_problem
 from segattn.models.token_pooling import key_value_grid
 
 
@@ -47,7 +48,8 @@ class UNetAttention(nn.Module):
     Args:
         in_channels: image channels (3 for RGB, 1 for grey).
         num_classes: output logit channels.
-        depth: number of 2× downsamplings; inputs must have height and width divisible by 2**depth.
+        depth: number of 2× downsamplings of the U-Net encoder; inputs must have height and width
+            divisible by 2**depth.
         base_channels: channels of the first level, doubled at each downsampling.
         heads: attention heads of the MHSA bottleneck.
         head_dim: channels per head of each MHCA gate: a skip of C channels gets
@@ -66,6 +68,13 @@ class UNetAttention(nn.Module):
         gate_init: initial value of every MHCA gate (near 1 the U-Net starts as a plain one).
         registers: learned register tokens among the MHSA's keys and values (0 = none): a place for
             attention that no cell needs, instead of the image border.
+        encoder: "unet" (the double-conv encoder above) or a torchvision backbone ("resnet18",
+            "resnet34", "resnet50", "efficientnet_b0", "efficientnet_b2"; ``models/encoders.py``):
+            its stride-2 to stride-16 maps are the skips and its stride-32 map the bottleneck, whose
+            channels it decides (``depth`` and ``base_channels`` then do not apply; inputs are
+            multiples of 32), and a last upsampling brings the decoder back to the input's size.
+        encoder_weights: None (from scratch) or "imagenet": torchvision's ImageNet weights, read
+            from the torch hub cache (``encoders.ensure_weights`` downloads them).
 
     ``forward(x)`` returns logits (B, num_classes, H, W) through fused attention kernels;
     ``forward(x, return_attention=True)`` returns ``(logits, AttentionMaps)`` through the explicit
@@ -91,37 +100,48 @@ class UNetAttention(nn.Module):
         gate_init: float = 0.9,
         cross_attention_levels: list[int] | None = None,
         registers: int = 0,
+        encoder: str = "unet",
+        encoder_weights: str | None = None,
     ) -> None:
         super().__init__()
         problems = network_problems({k: v for k, v in locals().items() if k in NETWORK_SETTINGS})
         if problems:
             raise ValueError("UNetAttention: " + "; ".join(problems))
-        levels = list(range(depth)) if cross_attention_levels is None else sorted(set(cross_attention_levels))
-        self.depth = depth
+        settings = {k: v for k, v in locals().items() if k in NETWORK_SETTINGS}
+        channels = encoder_channels(settings)
+        self.depth = network_depth(settings)  # downsamplings: inputs are multiples of 2**depth
+        self.levels = len(channels) - 1  # skip connections, level 0 the largest
         self.num_classes = num_classes
         self.in_channels = in_channels
-        channels = [base_channels * 2**i for i in range(depth + 1)]
-        self.inc = DoubleConv(in_channels, channels[0])
-        self.downs = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))
+        self.encoder_name = encoder
+        gated = list(range(self.levels)) if cross_attention_levels is None else sorted(set(cross_attention_levels))
+        if encoder == "unet":  # attribute names kept: checkpoints name these weights inc.* and downs.*
+            self.inc = DoubleConv(in_channels, channels[0])
+            self.downs = nn.ModuleList(Down(channels[i], channels[i + 1]) for i in range(depth))
+            self.encoder = None
+        else:
+            self.encoder = TorchvisionEncoder(encoder, in_channels, encoder_weights)
         self.self_attention = (
             MultiHeadSelfAttention2d(channels[-1], heads, qk_norm, registers) if self_attention else None
         )
-        # Keyed by level ("0" = full resolution): the same state-dict keys as a list of all levels.
+        # Keyed by level ("0" = the largest skip): the same state-dict keys as a list of all levels.
         self.cross_attention = (
             nn.ModuleDict(
                 {
                     str(i): MultiHeadCrossAttentionGate(
                         channels[i], channels[i + 1], head_dim, max_tokens, gate_channels, qk_norm, gate_init
                     )
-                    for i in levels
+                    for i in gated
                 }
             )
             if cross_attention
             else None
         )
-        self.ups = nn.ModuleList(Up(channels[i + 1], channels[i]) for i in range(depth))
-        self.head = nn.Conv2d(channels[0], num_classes, kernel_size=1)
-        # Auxiliary heads on decoder levels 1..deep_supervision (outputs at 1/2, 1/4, ... resolution).
+        self.ups = nn.ModuleList(Up(channels[i + 1], channels[i]) for i in range(self.levels))
+        # A torchvision encoder's largest skip is at stride 2: one more upsampling to the input's size.
+        self.final = None if encoder == "unet" else FinalUp(channels[0])
+        self.head = nn.Conv2d(channels[0] if self.final is None else self.final.out_channels, num_classes, 1)
+        # Auxiliary heads on decoder levels 1..deep_supervision (their outputs at coarser and coarser grids).
         self.aux_heads = nn.ModuleList(
             nn.Conv2d(channels[i], num_classes, kernel_size=1) for i in range(1, deep_supervision + 1)
         )
@@ -145,19 +165,23 @@ class UNetAttention(nn.Module):
     def _run(self, x: Tensor, need_weights: bool, with_aux: bool) -> tuple[Tensor, AttentionMaps, list[Tensor]]:
         if not torch.jit.is_tracing():  # a traced graph's sizes are tensors; export checks them
             self.check_input_size(*x.shape[-2:])
-        maps = AttentionMaps(depth=self.depth)
-        skips, pooled = [self.inc(x)], []
-        for down in self.downs:
-            max_pool, double_conv = down
-            pooled.append(max_pool(skips[-1]))  # also the skip brought to the coarser grid, for MHCA
-            skips.append(double_conv(pooled[-1]))
+        maps = AttentionMaps(depth=self.levels)
+        if self.encoder is None:
+            skips, pooled = [self.inc(x)], []
+            for down in self.downs:
+                max_pool, double_conv = down
+                pooled.append(max_pool(skips[-1]))  # also the skip brought to the coarser grid, for MHCA
+                skips.append(double_conv(pooled[-1]))
+        else:
+            skips = self.encoder(x)
+            pooled = [None] * self.levels  # MHCA pools these skips itself
         y = skips.pop()
         if self.self_attention is not None:
             y, weights = self.self_attention(y, need_weights=need_weights)
             if need_weights:
                 maps.self_attention, maps.self_attention_size = weights, (y.shape[-2], y.shape[-1])
         aux: list[Tensor] = []
-        for level in reversed(range(self.depth)):
+        for level in reversed(range(self.levels)):
             skip = skips[level]
             if self.cross_attention is not None and str(level) in self.cross_attention:
                 gate_module = self.cross_attention[str(level)]
@@ -173,6 +197,8 @@ class UNetAttention(nn.Module):
             y = self.ups[level](y, skip)
             if with_aux and 1 <= level <= len(self.aux_heads):
                 aux.insert(0, self.aux_heads[level - 1](y))
+        if self.final is not None:
+            y = self.final(y)
         return self.head(y), maps, aux
 
 

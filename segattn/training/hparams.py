@@ -26,6 +26,8 @@ from segattn.training.attention_images import metrics_step
 CURATED = {
     "self_attention": "model.self_attention",
     "cross_attention": "model.cross_attention",
+    "encoder": "model.encoder",
+    "encoder_weights": "model.encoder_weights",
     "data": "data._target_",
     "max_epochs": "trainer.max_epochs",
     "seed": "seed",
@@ -53,6 +55,7 @@ CURATED = {
 MHSA_ONLY = ("heads", "registers")
 MHCA_ONLY = ("head_dim", "gate_channels", "gate_init", "cross_attention_levels", "max_tokens")
 ATTENTION_ONLY = ("qk_norm",)
+UNET_ENCODER_ONLY = ("depth", "base_channels")  # a torchvision encoder decides these
 METRICS = ("val/best_dice", "val/best_iou")
 DATA_NAMES = {
     "OxfordPetsDataModule": "oxford_pets",
@@ -101,6 +104,8 @@ def curated_hparams(config: dict) -> dict[str, Any]:
         if (column in MHSA_ONLY and not mhsa) or (column in MHCA_ONLY and not mhca):
             continue
         if column in ATTENTION_ONLY and not (mhsa or mhca):
+            continue
+        if column in UNET_ENCODER_ONLY and lookup(config, "model.encoder") not in (KeyError, "unet"):
             continue
         if isinstance(node, bool):
             out[column] = "true" if node else "false"

@@ -52,6 +52,8 @@ class SegmentationModule(L.LightningModule):
         compile: bool | str = False,
         channels_last: bool = True,
         nonfinite_loss: str = "error",
+        encoder_lr_scale: float = 1.0,
+        freeze_encoder_epochs: int = 0,
         inference: dict | None = None,
         config: dict | None = None,
     ) -> None:
@@ -108,7 +110,10 @@ class SegmentationModule(L.LightningModule):
         logits, aux = self._run_net(self._compiled_aux, self.net.forward_with_aux, images)
         total, weight = self.criterion(logits, masks), 1.0
         for level, aux_logits in enumerate(aux, start=1):
-            stride, w = 2**level, 0.5**level
+            stride, w = (
+                masks.shape[-1] // aux_logits.shape[-1],
+                0.5**level,
+            )  # 2**level, or 2**(level+1) after a torchvision encoder
             total = total + w * self.criterion(aux_logits, masks[:, stride // 2 :: stride, stride // 2 :: stride])
             weight += w
         return total / weight
@@ -163,6 +168,23 @@ class SegmentationModule(L.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         self._nonfinite.check()
+
+    def encoder_frozen(self) -> bool:
+        """Whether this epoch keeps a torchvision encoder as it is (``freeze_encoder_epochs``)."""
+        return self.net.encoder is not None and self.current_epoch < self.hparams.freeze_encoder_epochs
+
+    def on_train_epoch_start(self) -> None:
+        # A frozen encoder's BatchNorm keeps its statistics (pretrained ones are worth more than
+        # those of a few batches) and dropout rests: the whole encoder runs in eval mode.
+        if self.encoder_frozen():
+            self.net.encoder.eval()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Frozen by leaving its gradients out of the step (AdamW then neither moves nor decays those
+        # weights); the parameters keep requires_grad, which DDP needs unchanged during the run.
+        if self.encoder_frozen():
+            for param in self.net.encoder.parameters():
+                param.grad = None
 
     def on_train_end(self) -> None:
         self._nonfinite.check()
@@ -242,11 +264,8 @@ class SegmentationModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
-        optimizer = torch.optim.AdamW(
-            parameter_groups(self.net, hp.weight_decay, hp.decay_norm_and_bias),
-            lr=hp.lr,
-            **adamw_implementation(precision),
-        )
+        groups = parameter_groups(self.net, hp.weight_decay, hp.decay_norm_and_bias, hp.lr, hp.encoder_lr_scale)
+        optimizer = torch.optim.AdamW(groups, lr=hp.lr, **adamw_implementation(precision))
         if hp.scheduler == "none":
             return optimizer
         total_steps = max(2, int(self.total_training_steps()))
@@ -265,7 +284,7 @@ class SegmentationModule(L.LightningModule):
             # Starts at lr/25, warms up to lr over warmup_fraction of the run, anneals to ~0.
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 optimizer,
-                max_lr=hp.lr,
+                max_lr=[group["lr"] for group in groups],
                 total_steps=total_steps,
                 pct_start=one_cycle_pct_start(hp.warmup_fraction, total_steps),
             )
@@ -285,6 +304,8 @@ def module_from_checkpoint(checkpoint: dict[str, Any], path: str | Path = "check
     accepted = set(inspect.signature(SegmentationModule.__init__).parameters) - {"self"}
     kwargs = {k: v for k, v in hparams.items() if k in accepted}
     kwargs["compile"] = False
+    # The checkpoint holds every weight: a pretrained encoder's ImageNet weights are not read again
+    kwargs["net"] = {**kwargs["net"], "encoder_weights": None}
     try:
         module = SegmentationModule(**kwargs)
     except (TypeError, ValueError) as err:
@@ -337,6 +358,12 @@ def module_problems(settings: dict[str, Any]) -> list[str]:
     policy = settings.get("nonfinite_loss", "error")
     if policy not in NONFINITE_POLICIES:
         problems.append(f"nonfinite_loss: got {policy!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
+    scale = settings.get("encoder_lr_scale", 1.0)
+    if number(scale) and scale <= 0:
+        problems.append(f"encoder_lr_scale: got {scale}; expected a factor > 0 (1: the encoder learns at lr)")
+    frozen = settings.get("freeze_encoder_epochs", 0)
+    if isinstance(frozen, int) and not isinstance(frozen, bool) and frozen < 0:
+        problems.append(f"freeze_encoder_epochs: got {frozen}; expected an integer >= 0")
     compile = settings.get("compile", False)
     if not (compile in (True, False, None) or compile in COMPILE_MODES):
         problems.append(f"compile: got {compile!r}; expected true, false or one of {', '.join(COMPILE_MODES)}")
@@ -355,23 +382,41 @@ def adamw_implementation(precision: str) -> dict:
     return {"foreach": True} if mixed else {"fused": True}
 
 
-def parameter_groups(net: torch.nn.Module, weight_decay: float, decay_all: bool = False) -> list[dict]:
+def parameter_groups(
+    net: torch.nn.Module, weight_decay: float, decay_all: bool = False, lr: float = 3e-3, encoder_lr_scale: float = 1.0
+) -> list[dict]:
     """AdamW groups: weight decay on conv and linear weights only (on everything with ``decay_all``,
-    what a plain ``AdamW(net.parameters())`` does; kept for reproducing such recipes).
+    what a plain ``AdamW(net.parameters())`` does; kept for reproducing such recipes), and a
+    torchvision encoder's parameters (``net.encoder``) in groups of their own at ``lr`` ×
+    ``encoder_lr_scale``, so pretrained weights can move more slowly than the decoder.
 
     Decaying the scales and shifts of BatchNorm/LayerNorm and the biases only pulls them towards
     zero (a norm scale of 0 switches its channel off) without any regularising effect on the
     function's complexity, so they get none, as in most modern training recipes.
     """
-    decay, no_decay = [], []
+    encoder = getattr(net, "encoder", None)
+    in_encoder = {id(p) for p in encoder.parameters()} if encoder is not None else set()
+    groups: dict[str, list] = {
+        "weights": [],
+        "norms_and_biases": [],
+        "encoder_weights": [],
+        "encoder_norms_and_biases": [],
+    }
     for module in net.modules():
         for name, param in module.named_parameters(recurse=False):
             is_weight = decay_all or (name == "weight" and not isinstance(module, NORM_LAYERS))
-            (decay if is_weight else no_decay).append(param)
-    # The names become the TensorBoard tags train/lr/weights and train/lr/norms_and_biases.
+            kind = "weights" if is_weight else "norms_and_biases"
+            groups[("encoder_" + kind) if id(param) in in_encoder else kind].append(param)
+    # The names become the TensorBoard tags train/lr/<name>.
     return [
-        {"params": decay, "weight_decay": weight_decay, "name": "weights"},
-        {"params": no_decay, "weight_decay": 0.0, "name": "norms_and_biases"},
+        {
+            "params": params,
+            "weight_decay": weight_decay if name in ("weights", "encoder_weights") else 0.0,
+            "lr": lr * (encoder_lr_scale if name.startswith("encoder_") else 1.0),
+            "name": name,
+        }
+        for name, params in groups.items()
+        if params or not name.startswith("encoder_")
     ]
 
 

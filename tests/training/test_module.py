@@ -137,8 +137,48 @@ def test_compile_setting_picks_the_mode_and_marks_cuda_graph_steps(monkeypatch, 
     assert len(marked) == marks  # CUDA graphs replay into the same memory: every step is announced
 
 
+def test_a_torchvision_encoder_learns_at_its_own_rate_in_groups_of_its_own():
+    net = UNetAttention(encoder="resnet18", heads=8)
+    groups = {g["name"]: g for g in parameter_groups(net, 1e-4, lr=2e-3, encoder_lr_scale=0.1)}
+    assert set(groups) == {"weights", "norms_and_biases", "encoder_weights", "encoder_norms_and_biases"}
+    in_encoder = {id(p) for p in net.encoder.parameters()}
+    assert {id(p) for g in ("encoder_weights", "encoder_norms_and_biases") for p in groups[g]["params"]} == in_encoder
+    assert groups["encoder_weights"]["lr"] == pytest.approx(2e-4) and groups["weights"]["lr"] == 2e-3
+    assert groups["encoder_weights"]["weight_decay"] == 1e-4 and groups["encoder_norms_and_biases"]["weight_decay"] == 0
+    assert [g["name"] for g in parameter_groups(UNetAttention(**NET), 1e-4)] == ["weights", "norms_and_biases"]
+
+
+def test_a_frozen_encoder_keeps_its_weights_and_batchnorm_statistics_while_the_decoder_learns():
+    import lightning as L
+
+    L.seed_everything(0)
+    data = SyntheticDataModule(image_size=64, batch_size=4, num_train=8)
+    module = SegmentationModule(
+        net=dict(encoder="resnet18", heads=8),
+        class_names=data.class_names,
+        freeze_encoder_epochs=1,
+        channels_last=False,
+    )
+    encoder_before = {k: v.clone() for k, v in module.net.encoder.state_dict().items()}
+    head_before = module.net.head.weight.detach().clone()
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=data)
+    assert all(torch.equal(v, module.net.encoder.state_dict()[k]) for k, v in encoder_before.items())
+    assert not torch.equal(head_before, module.net.head.weight)
+    assert problems_of("module.freeze_encoder_epochs=-1").count("module.freeze_encoder_epochs: got -1") == 1
+    assert "module.encoder_lr_scale: got 0" in problems_of("module.encoder_lr_scale=0")
+
+
 def test_unknown_compile_mode_is_named():
-    with pytest.raises(ValueError, match=r"module.compile: got 'fast'.*reduce-overhead"):
+    with pytest.raises(ValueError, match=r"compile: got 'fast'; expected true, false or one of .*reduce-overhead"):
         SegmentationModule(net=NET, class_names=["a", "b"], compile="fast")
 
 
