@@ -193,3 +193,20 @@ def test_the_size_guard_names_the_setting_that_lifts_it(tmp_path):
         assert read_image(tmp_path / "big.png", grey=True).shape == (40, 50)
     finally:
         set_max_pixels(None)
+
+
+def test_the_shipped_datasets_read_exactly_as_pillow_stores_them(real_data_dir):
+    """No file of Oxford-IIIT Pet, GlaS or ISBI-2012 carries an orientation, pages or wide colour:
+    reading them gives Pillow's own pixels, unrotated."""
+    images = sorted((real_data_dir / "oxford-pets" / "images").glob("*.jpg"))[:40]
+    images += sorted((real_data_dir / "glas").glob("*/images/*.jpg"))[:20]
+    masks = sorted((real_data_dir / "oxford-pets" / "annotations" / "trimaps").glob("*.png"))[:40]
+    masks += sorted((real_data_dir / "glas").glob("*/masks/*.png"))[:20]
+    masks += sorted((real_data_dir / "isbi2012").glob("train/masks/*.png"))[:5]
+    assert len(images) >= 40 and len(masks) >= 45
+    for path in images:
+        with Image.open(path) as image:
+            assert np.array_equal(read_image(path), np.asarray(image.convert("RGB"))), path
+    for path in masks:
+        with Image.open(path) as mask:
+            assert np.array_equal(read_mask(path), np.asarray(mask)), path
