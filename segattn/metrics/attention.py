@@ -11,7 +11,10 @@
   preference; 2 = the border gets twice its share (Darcet et al.'s sink tokens). Its companion,
   the **foreground-key ratio**: the share a foreground query gives to foreground cells over
   their share of the image (above 1: it looks at the object). Both leave out the weight on
-  register tokens, which the **register mass** reports (mean over all queries).
+  register tokens, which the **register mass** reports (mean over all queries). A foreground query
+  that looks at its context looks at background, which in photos lies mostly at the border; the
+  **background border ratio** separates the two: the same ratio over the background cells only
+  (1 = among background cells the border draws no more than its share: no sink).
 - **Gate contrast** of an MHCA level: mean gate on foreground pixels minus mean gate on
   background pixels (gate channels averaged), over the whole split. 0 = the gate does not tell
   foreground from background; positive = it lets the foreground's skip features through more.
@@ -59,9 +62,10 @@ def foreground_cells(mask: Tensor, grid: tuple[int, int], ignore_index: int | No
 
 
 def sink_sums(weights: Tensor, grid: tuple[int, int], mask: Tensor, ignore_index: int | None) -> Tensor:
-    """Sums behind the border ratio, foreground-key ratio and register mass of MHSA weights
-    (B, heads, N, N + R) and masks (B, H, W): [border share × fg queries, fg queries, fg-key
-    ratio × images with fg and bg cells, such images, register mass × queries, queries]."""
+    """Sums behind the border ratio, foreground-key ratio, register mass and background border
+    ratio of MHSA weights (B, heads, N, N + R) and masks (B, H, W): [border share × fg queries,
+    fg queries, fg-key ratio × images with fg and bg cells, such images, register mass × queries,
+    queries, background border ratio × images with bg cells on and off the border, such images]."""
     n = grid[0] * grid[1]
     w = weights.float()
     cells = w[..., :n]
@@ -79,6 +83,19 @@ def sink_sums(weights: Tensor, grid: tuple[int, int], mask: Tensor, ignore_index
         / cell_share.clamp_min(1e-6)
     )
     registers = w[..., n:].sum(-1)
+    # Among the background cells only: does the border draw more than its share? (Foreground
+    # queries that look at context look at background, which in photos is mostly at the border.)
+    bg = ~fg & valid  # (B, N)
+    bg_ring, bg_inner = bg & ring, bg & ~ring
+    bg_mass = (cells * bg[:, None, None, :].float()).sum(-1).clamp_min(1e-12)
+    ring_in_bg = (cells * bg_ring[:, None, None, :].float()).sum(-1) / bg_mass  # (B, heads, N)
+    ring_share_of_bg = bg_ring.float().sum(-1) / bg.float().sum(-1).clamp_min(1)
+    has_ring_and_inner = bg_ring.any(-1) & bg_inner.any(-1) & fg.any(-1)
+    bg_per_image = (
+        torch.where(fg_queries, ring_in_bg, 0.0).sum((1, 2))
+        / fg_queries.sum((1, 2)).clamp_min(1)
+        / ring_share_of_bg.clamp_min(1e-6)
+    )
     return torch.tensor(
         [
             border_share[fg_queries].sum().item(),
@@ -87,6 +104,8 @@ def sink_sums(weights: Tensor, grid: tuple[int, int], mask: Tensor, ignore_index
             has_both.sum().item(),
             registers.sum().item(),
             registers.numel(),
+            bg_per_image[has_ring_and_inner].sum().item(),
+            has_ring_and_inner.sum().item(),
         ],
         dtype=torch.float64,
     )
@@ -121,7 +140,7 @@ class AttentionStats:
         self.images = 0
         self.mhsa_entropy: Tensor | None = None
         self.mhsa_agreement: Tensor | None = None
-        self.mhsa_sink = torch.zeros(6, dtype=torch.float64)
+        self.mhsa_sink = torch.zeros(8, dtype=torch.float64)
         self.mhca_entropy: list[Tensor] = []
         self.gate_sums: list[Tensor] = []  # per gated level: [sum on fg, fg pixels, sum on bg, bg pixels]
         self.channel_sums: list[Tensor | None] = []  # per gated level: (2, C) gate sums on fg and on bg per channel
@@ -174,7 +193,8 @@ class AttentionStats:
 
     def compute(self) -> dict:
         """``{"mhsa_head_entropy": [...], "mhsa_query_agreement": [...], "mhsa_border_ratio": x,
-        "mhsa_foreground_key_ratio": x, "mhsa_register_mass": x, "mhca_entropy": [...],
+        "mhsa_foreground_key_ratio": x, "mhsa_register_mass": x, "mhsa_background_border_ratio": x,
+        "mhca_entropy": [...],
         "gate_contrast": [...], "gate_channel_contrast": [...], "gate_mean_foreground": [...],
         "gate_mean_background": [...]}``
         (lists per head or per level, level 0 = full resolution, None at a level without MHCA or
@@ -188,6 +208,7 @@ class AttentionStats:
             out["mhsa_border_ratio"] = round(float(s[0] / s[1]), 4) if s[1] > 0 else None
             out["mhsa_foreground_key_ratio"] = round(float(s[2] / s[3]), 4) if s[3] > 0 else None
             out["mhsa_register_mass"] = round(float(s[4] / s[5]), 4) if s[5] > 0 else None
+            out["mhsa_background_border_ratio"] = round(float(s[6] / s[7]), 4) if s[7] > 0 else None
         if self.gate_sums:
             fg = [float(s[0] / s[1]) if s[1] > 0 else None for s in self.gate_sums]
             bg = [float(s[2] / s[3]) if s[3] > 0 else None for s in self.gate_sums]

@@ -38,7 +38,7 @@ TAGS = {
     "gates": "val_images/4_gates",
 }
 #: Single-number MHSA statistics, logged as val_attention/<key>.
-SINK_SCALARS = ("mhsa_border_ratio", "mhsa_foreground_key_ratio", "mhsa_register_mass")
+SINK_SCALARS = ("mhsa_border_ratio", "mhsa_background_border_ratio", "mhsa_foreground_key_ratio", "mhsa_register_mass")
 
 
 def metrics_step(trainer: Trainer) -> int:

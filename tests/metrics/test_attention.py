@@ -80,3 +80,51 @@ def test_stats_of_a_real_model_are_in_range():
     assert len(out["gate_contrast"]) == 2 and all(-1 < c < 1 for c in out["gate_contrast"])
     assert all(0 < e <= 1 + 1e-6 for e in out["mhca_entropy"])
     assert not any(math.isnan(v) for v in out["mhsa_query_agreement"])
+
+
+def _sink_maps(registers: int = 0):
+    """A 6×6 bottleneck over a 12×12 mask whose central 2×2 cells are foreground; every query puts
+    half its weight on the registers (if any) and the rest on one border cell (row 0, column 3)."""
+    grid, n = (6, 6), 36
+    weights = torch.zeros(1, 2, n, n + registers)
+    weights[..., 3] = 1.0 if not registers else 0.5
+    if registers:
+        weights[..., n:] = 0.5 / registers
+    mask = torch.zeros(1, 12, 12, dtype=torch.long)
+    mask[0, 4:8, 4:8] = 1
+    return AttentionMaps(self_attention=weights, self_attention_size=grid), mask
+
+
+@pytest.mark.parametrize("registers", [0, 2])
+def test_border_ratios_foreground_key_ratio_and_register_mass(registers):
+    maps, mask = _sink_maps(registers)
+    stats = AttentionStats()
+    stats.update(maps, mask)
+    out = stats.compute()
+    # all the cells' weight on the border: 1 / (20 border cells of 36); among the 32 background cells, 1 / (20 of 32)
+    assert out["mhsa_border_ratio"] == pytest.approx(36 / 20)
+    assert out["mhsa_background_border_ratio"] == pytest.approx(32 / 20)
+    assert out["mhsa_foreground_key_ratio"] == pytest.approx(0.0)
+    assert out["mhsa_register_mass"] == pytest.approx(0.5 if registers else 0.0)
+
+
+def test_uniform_attention_has_ratios_of_one():
+    maps, mask = _sink_maps()
+    maps.self_attention = torch.full_like(maps.self_attention, 1 / 36)
+    stats = AttentionStats()
+    stats.update(maps, mask)
+    out = stats.compute()
+    assert [out[k] for k in ("mhsa_border_ratio", "mhsa_background_border_ratio", "mhsa_foreground_key_ratio")] == (
+        pytest.approx([1.0, 1.0, 1.0])
+    )
+
+
+def test_channel_contrast_sees_channels_that_cancel_in_the_mean():
+    mask = torch.zeros(1, 4, 4, dtype=torch.long)
+    mask[0, :2] = 1
+    gate = torch.full((1, 2, 4, 4), 0.5)
+    gate[0, 0, :2], gate[0, 1, :2] = 0.9, 0.1  # channel 0 opens on foreground, channel 1 closes
+    stats = AttentionStats()
+    stats.update(AttentionMaps(gates=[gate], cross_attention=[None]), mask)
+    out = stats.compute()
+    assert out["gate_contrast"] == pytest.approx([0.0]) and out["gate_channel_contrast"] == pytest.approx([0.4])
