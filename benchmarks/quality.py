@@ -2,8 +2,8 @@
 
 Run from the repository root:
     python benchmarks/quality.py --seeds 0 1 2 [--datasets pets isbi] [--models reference plain full] [--output FILE]
-    # GlaS under experiment=glas, also scored with test-time symmetries
-    python benchmarks/quality.py --datasets glas --tta
+    # GlaS under experiment=glas, also scored with test-time symmetries; +MHSA and +MHCA with one seed
+    python benchmarks/quality.py --datasets glas --tta --models reference plain mhsa mhca full --first-seed-only mhsa mhca
     python benchmarks/quality.py --device cuda --common data.image_size=256 trainer.max_epochs=50   # GPU rows
 
 For each dataset (Oxford-IIIT Pet binary at 128 px / 20 epochs, ISBI-2012 at 256 px / 40 epochs,
@@ -299,6 +299,13 @@ def main() -> None:
     )
     parser.add_argument("--max-samples", type=int, default=None, help="cap per split (quick runs)")
     parser.add_argument(
+        "--first-seed-only",
+        nargs="*",
+        default=[],
+        choices=list(MODELS),
+        help="models trained with the first seed only (e.g. the single-attention ablations)",
+    )
+    parser.add_argument(
         "--tta", action="store_true", help="also score each checkpoint with test-time symmetries (inference.tta=true)"
     )
     parser.add_argument(
@@ -326,6 +333,8 @@ def main() -> None:
     for seed in args.seeds:
         for dataset in args.datasets:
             for model in args.models:
+                if model in args.first_seed_only and seed != args.seeds[0]:
+                    continue
                 results.append(train_and_evaluate(dataset, model, seed, args, workdir))
                 (workdir / "results.json").write_text(json.dumps(results, indent=1))
                 text = report(results, args, workdir)
