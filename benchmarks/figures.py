@@ -39,12 +39,7 @@ from segattn.data import SyntheticDataModule
 from segattn.training.module import SegmentationModule
 
 BUILDERS = {"prediction_figure": "predictions", "self_attention_figure": "MHSA", "gate_figure": "gates"}
-TAGS = {
-    "val_predictions": "predictions",
-    "val_predictions_worst": "predictions",
-    "val_mhsa": "MHSA",
-    "val_gates": "gates",
-}
+TAGS = {"1_predictions": "predictions", "2_worst": "predictions", "3_mhsa": "MHSA", "4_gates": "gates"}
 
 
 class Timings:
@@ -95,7 +90,7 @@ def drawing(variant: str, args: argparse.Namespace, data: SyntheticDataModule, w
             timings = Timings()
             for name, kind in BUILDERS.items():
                 setattr(attention_images, name, timings.wrap(originals[name], lambda *a, kind=kind, **k: kind, "build"))
-            writer.add_figure = timings.wrap(add_figure, lambda tag, *a, **k: TAGS[tag.split("/")[0]], "render")
+            writer.add_figure = timings.wrap(add_figure, lambda tag, *a, **k: TAGS[tag.split("/")[1]], "render")
             start = time.perf_counter()
             with torch.no_grad():
                 callback.log_figures(writer, trainer, module, dataset)

@@ -172,7 +172,9 @@ def epochs_run(run_dir: Path) -> int | None:
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return None
-    return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"]) + 1
+    return int(
+        torch.load(last, map_location="cpu", weights_only=True)["epoch"]
+    )  # a finished run's last save counts them
 
 
 def finished(run_dir: Path) -> bool:

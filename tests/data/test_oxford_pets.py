@@ -57,7 +57,7 @@ def test_pets_root_may_hold_the_torchvision_download_folder(tiny_pets, tmp_path)
 
 
 def test_unknown_task_is_a_clear_error(tiny_pets):
-    with pytest.raises(ValueError, match=r"data.task: got 'segment'; allowed: binary, trimap"):
+    with pytest.raises(ValueError, match=r"data.task: got 'segment'; expected one of binary, trimap"):
         OxfordPetsDataModule(root=str(tiny_pets), task="segment")
 
 

@@ -216,7 +216,7 @@ def test_input_size_not_divisible_is_a_clear_error():
         (dict(base_channels=8, gate_channels="all"), r"gate_channels: got 'all'; allowed: one, skip"),
         (
             dict(depth=2, base_channels=8, deep_supervision=2),
-            r"deep_supervision: got 2; expected an integer from 0 to depth - 1 = 1",
+            r"deep_supervision: got 2; expected an integer from 0 to 1 \(skip levels - 1\)",
         ),
         (dict(base_channels=8, heads=0), r"heads: got 0; expected an integer >= 1"),
         (dict(base_channels=6, heads=2), r"base_channels: got 6; with attention it must be a multiple of 4"),
