@@ -18,6 +18,30 @@ from tests.helpers.commands import refused, run
 from tests.helpers.files import folder
 from tests.helpers.paths import ROOT
 
+
+def run_on_a_disk_that_fills(tmp_path, suffix: str, failing: int, command: list[str]) -> subprocess.CompletedProcess:
+    """Run ``command`` with its ``failing``-th and later renames onto ``*<suffix>`` failing as on a
+    full disk (ENOSPC), through a ``sitecustomize`` hook in the child process only."""
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(
+        "import errno, os\n_real, _count = os.replace, [0]\n"
+        "def _replace(src, dst, *a, **k):\n"
+        f"    if str(dst).endswith({suffix!r}):\n"
+        "        _count[0] += 1\n"
+        f"        if _count[0] >= {failing}:\n"
+        "            raise OSError(errno.ENOSPC, 'No space left on device', str(dst))\n"
+        "    return _real(src, dst, *a, **k)\n"
+        "os.replace = _replace\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "PYTHONWARNINGS": "ignore",
+    }
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
 SMOKE = ["experiment=smoke", "trainer.enable_progress_bar=false", "callbacks.attention_images=null"]
 
 
@@ -176,24 +200,10 @@ def test_a_full_disk_during_predict_leaves_no_partial_mask_and_does_not_block_a_
     images = folder(tmp_path / "imgs", splits=("x",), n=3) / "x" / "images"
     out = tmp_path / "out"
     # the second mask fails as on a full disk (the sitecustomize hook patches os.replace in the child)
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        "import errno, os\n_real, _count = os.replace, [0]\n"
-        "def _replace(src, dst, *a, **k):\n"
-        "    if str(dst).endswith('_mask.png'):\n"
-        "        _count[0] += 1\n"
-        "        if _count[0] == 2:\n"
-        "            raise OSError(errno.ENOSPC, 'No space left on device', str(dst))\n"
-        "    return _real(src, dst, *a, **k)\n"
-        "os.replace = _replace\n"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        "PYTHONWARNINGS": "ignore",
-    }
-    proc = subprocess.run(
+    proc = run_on_a_disk_that_fills(
+        tmp_path,
+        "_mask.png",
+        2,
         [
             os.path.join(os.path.dirname(sys.executable), "segattn-predict"),
             f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
@@ -202,11 +212,6 @@ def test_a_full_disk_during_predict_leaves_no_partial_mask_and_does_not_block_a_
             "overlay=false",
             f"hydra.run.dir={tmp_path / 'pr'}",
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
     refused(proc, "no space left on the device", "x1_mask.png")
     assert sorted(p.name for p in out.iterdir()) == ["x0_mask.png"]  # complete files only: no 0-byte, no temporary
@@ -222,31 +227,8 @@ def test_a_full_disk_during_predict_leaves_no_partial_mask_and_does_not_block_a_
 def test_a_full_disk_during_training_is_one_message_and_keeps_the_checkpoints(tmp_path):
     """Epoch 0's checkpoints are written; the disk fills at the first save of epoch 1."""
     run_dir = tmp_path / "run"
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        "import errno, os\n_real, _saves = os.replace, [0]\n"
-        "def _replace(src, dst, *a, **k):\n"
-        "    if str(dst).endswith('.ckpt'):\n"
-        "        _saves[0] += 1\n"
-        "        if _saves[0] > 2:\n"
-        "            raise OSError(errno.ENOSPC, 'No space left on device', str(dst))\n"
-        "    return _real(src, dst, *a, **k)\n"
-        "os.replace = _replace\n"
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{hook}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        "PYTHONWARNINGS": "ignore",
-    }
-    proc = subprocess.run(
-        [sys.executable, "train.py", *SMOKE, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    command = [sys.executable, "train.py", *SMOKE, "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"]
+    proc = run_on_a_disk_that_fills(tmp_path, ".ckpt", 3, command)
     text = refused(proc, "no space left on the device", ".ckpt")
     assert text.count("Error") <= 2, text[-2000:]
     from segattn.checkpoint import load_checkpoint
