@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -29,8 +30,8 @@ WIDTH_INCHES = 8.0
 DPI = 100
 BINS = np.linspace(0.0, 1.0, 41)
 CAPTION = (
-    "Middle row: gate minus its mean, green = passes more of the skip, pink = less. A 2×2 checkerboard comes "
-    "from the model (transposed-convolution upsampling feeds the queries), not from the drawing."
+    "Middle: gate minus its mean (red passes more). Contrast: mean gate on foreground − on background. "
+    "A 2×2 checkerboard comes from the model's transposed convolutions, not from the drawing."
 )
 
 
@@ -57,7 +58,7 @@ def gate_figure(
     valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
     cols = len(gates) + 1
     panel = (WIDTH_INCHES - 1.0) / cols
-    height = 0.7 + 2 * panel * aspect + 1.6 + 1.3
+    height = 0.7 + 2 * panel * aspect + 1.6 + 1.4
     fig = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI)
     grid = fig.add_gridspec(
         3,
@@ -89,12 +90,12 @@ def gate_figure(
         image = axes[0][column].imshow(
             mean_map, cmap="viridis", norm=norm, extent=extent, aspect="auto", interpolation="nearest"
         )
-        channels = "1 channel" if g.shape[0] == 1 else f"{g.shape[0]} ch."
-        axes[0][column].set_title(f"level {level}\n{g.shape[-2]}×{g.shape[-1]}, {channels}", fontsize=10)
+        channels = "1 channel" if g.shape[0] == 1 else f"{g.shape[0]} channels"
+        axes[0][column].set_title(f"level {level} ({g.shape[-2]}×{g.shape[-1]})\n{channels}", fontsize=10)
         deviation = mean_map - mean_map.mean()
         spread = float(np.abs(deviation).max()) or 1e-6
         axes[1][column].imshow(
-            deviation, cmap="PiYG", vmin=-spread, vmax=spread, extent=extent, aspect="auto", interpolation="nearest"
+            deviation, cmap="RdGy_r", vmin=-spread, vmax=spread, extent=extent, aspect="auto", interpolation="nearest"
         )
         axes[1][column].set_title(f"mean {mean_map.mean():.2f}\n±{spread:.3f}", fontsize=10)
         full = F.interpolate(g[None], size=t.shape[-2:], mode="nearest")[0]  # (C, H, W)
@@ -109,11 +110,24 @@ def gate_figure(
         hist.set_title(f"contrast {contrast:+.3f}" if contrast == contrast else "contrast n/a", fontsize=10)
         hist.set_xlim(0, 1)
         hist.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
+        first, _, last = hist.get_xticklabels()
+        first.set_horizontalalignment("left")  # neighbouring panels' "1" and "0" must not read as "10"
+        last.set_horizontalalignment("right")
         hist.set_yticks([])
         hist.tick_params(labelsize=10)
         hist.set_xlabel("gate", fontsize=10)
     axes[2][1].set_ylabel("density", fontsize=10)
-    axes[2][1].legend(fontsize=10, frameon=False, loc="upper left", handlelength=1.0, borderaxespad=0.2)
+    handles, labels = axes[2][1].get_legend_handles_labels()
+    axes[1][0].legend(
+        handles,
+        labels,
+        title="histograms",
+        fontsize=10,
+        title_fontsize=10,
+        frameon=False,
+        loc="center",
+        handlelength=1.2,
+    )
     for row in axes[:2]:
         for ax in row:
             ax.set_xticks([])
@@ -121,6 +135,8 @@ def gate_figure(
     bar = fig.colorbar(image, cax=fig.add_subplot(grid[0, cols], label="<colorbar>"))
     bar.set_label("gate", fontsize=10)
     bar.ax.tick_params(labelsize=10)
+    relative = fig.colorbar(ScalarMappable(Normalize(-1, 1), "RdGy_r"), cax=fig.add_subplot(grid[1, cols]))
+    relative.set_ticks([-1, 0, 1], labels=["less", "mean", "more"], fontsize=10)
     fig.text(0.5, 0.06 / height, "\n".join(textwrap.wrap(CAPTION, 100)), ha="center", va="bottom", fontsize=10)
     fig.suptitle(f"{name}: MHCA gates per skip level (0 = full resolution)", fontsize=12, y=1 - 0.08 / height, va="top")
     return fig

@@ -46,16 +46,20 @@ def prediction_figure(
     original_size: tuple[int, int] | None = None,
     note: str = "",
 ) -> Figure:
-    """Image | ground truth over prediction | errors, 2 × 2 and 8 inches (800 px) wide, so that a
-    TensorBoard card shows it at nearly full size; ``photo`` is (H, W, 3) in [0, 1] (``denormalize``)."""
+    """Image, ground truth, prediction and errors, 8 inches (800 px) wide: 2 × 2 panels for a
+    landscape or square photo, one row of four for a portrait one, so the figure is never much
+    taller than wide. ``photo`` is (H, W, 3) in [0, 1] (``denormalize``)."""
     t = target.detach().cpu().numpy()
     p = prediction.detach().cpu().numpy()
     if t.shape != p.shape or t.shape != photo.shape[:2]:
         raise ValueError(f"photo {photo.shape[:2]}, target {t.shape} and prediction {p.shape} must share one size")
     aspect = panel_aspect(original_size)
-    panel = (WIDTH_INCHES - 0.3) / 2
-    fig = Figure(figsize=(WIDTH_INCHES, 2 * panel * aspect + 1.5), dpi=DPI)
-    axes = fig.subplots(2, 2).ravel()
+    rows, cols = (1, 4) if aspect > 1.0 else (2, 2)
+    panel = (WIDTH_INCHES - 0.1 * (cols + 1)) / cols
+    header, legend = (1.0 if note else 0.75), 0.75
+    height = header + rows * (panel * aspect + 0.35) + legend
+    fig = Figure(figsize=(WIDTH_INCHES, height), dpi=DPI)
+    axes = fig.subplots(rows, cols).ravel()
     panels = [
         ("image", photo),
         ("ground truth", colour_classes(photo, t, ignore_index)),
@@ -71,16 +75,16 @@ def prediction_figure(
         Patch(color=class_colour(c), label=class_names[c]) for c in range(1, len(class_names)) if c != ignore_index
     ]
     errors = [Patch(color=colour, label=kind) for kind, colour in ERROR_COLOURS.items()]
-    fig.legend(handles=classes + errors, loc="lower center", ncol=3, fontsize=11, frameon=False)
+    handles = classes + errors
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=11, frameon=False)
     score = "n/a (no foreground)" if dice != dice else f"{dice:.3f}"
-    fig.suptitle(f"{name}   Dice {score}" + (f"\n{note}" if note else ""), fontsize=13)
-    bottom = 0.9 / fig.get_figheight()
+    fig.suptitle(f"{name}   Dice {score}" + (f"\n{note}" if note else ""), fontsize=13, y=1 - 0.08 / height, va="top")
     fig.subplots_adjust(
-        left=0.01,
-        right=0.99,
-        top=1 - (0.75 if note else 0.5) / fig.get_figheight(),
-        bottom=bottom,
+        left=0.1 / WIDTH_INCHES,
+        right=1 - 0.1 / WIDTH_INCHES,
+        top=1 - (header + 0.05) / height,
+        bottom=legend / height,
         wspace=0.03,
-        hspace=0.12,
+        hspace=0.35 / (panel * aspect),
     )
     return fig

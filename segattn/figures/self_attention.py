@@ -27,8 +27,8 @@ WIDTH_INCHES = 8.0
 DPI = 100
 QUERY_COLOURS = {"fg": FOREGROUND, "bg": BACKGROUND}
 CAPTION = (
-    "Rows: query cells (orange foreground, blue background). H = entropy / log N (1 = uniform, 0 = one cell); "
-    "a = weight the queries give the cell their mean favours (1 = all look at one cell); reg = on registers."
+    "Rows: query cells (orange foreground, blue background). H: entropy / log N (1 = uniform, 0 = one cell). "
+    "a: query agreement, 1 = every query looks at the same cell. reg: share of the weight on the registers."
 )
 
 
@@ -117,9 +117,29 @@ def self_attention_figure(
                 interpolation="nearest",
                 extent=(x0 - 0.5, x0 + w - 0.5, y0 + h - 0.5, y0 - 0.5),
             )
-            ax.scatter([x0 + x], [y0 + y], s=40, c=QUERY_COLOURS[kind], edgecolors="white", linewidths=0.8, zorder=3)
-        ax.scatter([x], [y0 + y], s=110, c=QUERY_COLOURS[kind], edgecolors="black", linewidths=1.0, zorder=3)
-        ax.annotate(str(i + 1), (x, y0 + y), color="black", fontsize=9, ha="center", va="center", zorder=4)
+            ax.scatter(
+                [x0 + x],
+                [y0 + y],
+                s=40,
+                c=QUERY_COLOURS[kind],
+                edgecolors="white",
+                linewidths=0.8,
+                zorder=3,
+                clip_on=False,
+            )
+        ax.scatter(
+            [x], [y0 + y], s=110, c=QUERY_COLOURS[kind], edgecolors="black", linewidths=1.0, zorder=3, clip_on=False
+        )
+        ax.annotate(
+            str(i + 1),
+            (x, y0 + y),
+            color="black",
+            fontsize=9,
+            ha="center",
+            va="center",
+            zorder=4,
+            annotation_clip=False,
+        )
     if target is not None and (target > 0).any():
         # The ground truth's outline on every attention panel: traced once, copied to the others.
         traced = ax.contour(
@@ -149,7 +169,7 @@ def self_attention_figure(
     )
     bar = fig.colorbar(image, cax=bar_axes)
     uniform = 1.0 / n
-    bar.ax.axhline(uniform, color="cyan", linewidth=2)
+    bar.ax.axhline(uniform, color="white", linewidth=2)
     bar.set_ticks([norm.vmin, uniform, 1.0])
     bar.set_ticklabels([f"{norm.vmin:.0e}", "1/N", "1"])
     bar.ax.tick_params(labelsize=10)

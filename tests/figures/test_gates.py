@@ -43,7 +43,7 @@ def test_gate_figure_shows_every_level_on_zero_to_one_its_deviation_and_histogra
     later = gate_figure(
         denormalize(image, None), [g[0] for g in maps.gates[1:]], mask, name="x", levels=maps.gate_levels[1:]
     )
-    assert [ax.get_title().split("\n")[0] for ax in later.axes if ax.get_title().startswith("level")] == [
+    assert [ax.get_title().split(" (")[0] for ax in later.axes if ax.get_title().startswith("level")] == [
         f"level {i}" for i in maps.gate_levels[1:]
     ]
     with pytest.raises(ValueError, match="levels"):
