@@ -40,6 +40,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,6 +120,7 @@ def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Names
     if finished(run_dir) and timing.is_file():  # --resume: a run finished by an earlier invocation
         seconds = float(timing.read_text())
     else:
+        shutil.rmtree(run_dir, ignore_errors=True)  # an interrupted run starts again from scratch
         seconds = run([sys.executable, "train.py", *overrides], workdir / f"{name}-train.log")
         timing.write_text(f"{seconds:.1f}\n")
     metrics = evaluate(
@@ -153,6 +156,7 @@ def train_and_evaluate(dataset: str, model: str, seed: int, args: argparse.Names
 def evaluate(checkpoint: Path, eval_dir: Path, split: str, overrides: list[str], log: Path) -> dict:
     """``evaluate.py`` on ``split`` (once: a folder with metrics.json is reused); its metrics."""
     if not (eval_dir / "metrics.json").is_file():
+        shutil.rmtree(eval_dir, ignore_errors=True)  # an interrupted evaluation runs again
         run(
             [
                 sys.executable,
@@ -169,12 +173,9 @@ def evaluate(checkpoint: Path, eval_dir: Path, split: str, overrides: list[str],
 
 def epochs_run(run_dir: Path) -> int | None:
     """The epochs a run trained (fewer than trainer.max_epochs when early stopping ended it)."""
-    last = run_dir / "checkpoints" / "last.ckpt"
-    if not last.is_file():
-        return None
-    return int(
-        torch.load(last, map_location="cpu", weights_only=True)["epoch"]
-    )  # a finished run's last save counts them
+    log = run_dir / "train.log"
+    found = re.findall(r"Finished after (\d+) epochs", log.read_text()) if log.is_file() else []
+    return int(found[-1]) if found else None
 
 
 def finished(run_dir: Path) -> bool:

@@ -51,9 +51,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint with weights-only unpickling and check it is a segattn training checkpoint."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    with path.open("rb") as f:
-        head = f.read(64)
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError as err:
+        raise CheckpointError(f"{path}: cannot be read: {err.strerror}") from None
     if not head.startswith(CHECKPOINT_MAGIC):
         raise CheckpointError(
             f"{path}: not a checkpoint: it is {describe_file(head)}; expected a .ckpt file written by training "

@@ -35,5 +35,9 @@ class NonFiniteLossError(SegattnError, RuntimeError):
     """The training loss became NaN or infinite (the run stops; the last good checkpoint stays)."""
 
 
+class OutputExistsError(SegattnError, FileExistsError):
+    """An output file or folder the command would replace, or one that is no folder for outputs."""
+
+
 class ExportMismatchError(SegattnError, RuntimeError):
     """The exported model does not reproduce PyTorch's logits."""

@@ -33,11 +33,21 @@ def write_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(handle)
     tmp = Path(name)
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        try:
+            write(tmp)
+            os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide outputs from the user's group
+            os.replace(tmp, path)
+        except OSError as err:  # name the file the user asked for, not the temporary one
+            raise OSError(err.errno, err.strerror, str(path)) from err
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_png(path: str | Path, array: np.ndarray) -> Path:
@@ -50,25 +60,40 @@ def write_text(path: str | Path, text: str) -> Path:
     return write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
-def is_disk_error(err: BaseException) -> bool:
-    """An OSError of the storage (full, read-only, not permitted), or one wrapping it."""
+#: Errors that only writing meets; a permission error may also come from reading.
+WRITE_ONLY_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
+
+
+def disk_error(err: BaseException) -> OSError | None:
+    """The storage error behind ``err`` (itself, or what it was raised from): a full or read-only
+    disk anywhere, a permission error only where segattn was writing an output."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
         if isinstance(err, OSError) and err.errno in DISK_ERRNOS:
-            return True
-        err = err.__cause__ or err.__context__
-    return False
+            if err.errno in WRITE_ONLY_ERRNOS or getattr(err, "filename", None) and is_output(err):
+                return err
+        err = err.__cause__
+    return None
+
+
+def is_output(err: OSError) -> bool:
+    """Raised by ``write_atomically`` (or the checkpoint writer) for the file being written."""
+    cause = err.__cause__
+    return isinstance(cause, OSError) and cause.errno == err.errno
+
+
+def is_disk_error(err: BaseException) -> bool:
+    return disk_error(err) is not None
 
 
 def disk_error_message(err: BaseException) -> str:
-    """One line: the file or folder and what the storage said, and what to do."""
-    while not (isinstance(err, OSError) and err.errno in DISK_ERRNOS):
-        err = err.__cause__ or err.__context__
-    where = err.filename or "an output file"
+    """One line: the file and what the storage said, and what to do."""
+    found = disk_error(err)
+    where = found.filename or "an output file"
     return (
-        f"cannot write {where}: {DISK_ERRNOS[err.errno]} ({os.strerror(err.errno)}). Files written before "
-        "this one are complete and kept; free space or choose a writable folder, then run again"
+        f"cannot write {where}: {DISK_ERRNOS[found.errno]} ({os.strerror(found.errno)}). The files written before "
+        "it are complete and kept; free space or choose a writable folder"
     )
 
 

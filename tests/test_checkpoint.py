@@ -21,7 +21,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
     garbage.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError, match="garbage.ckpt"):
         load_checkpoint(garbage)
-    with pytest.raises(FileNotFoundError, match="missing.ckpt"):
+    with pytest.raises(CheckpointError, match="checkpoint not found: .*missing.ckpt"):
         load_checkpoint(tmp_path / "missing.ckpt")
 
 

@@ -15,14 +15,15 @@ from segattn.config.typecheck import check_target_node
 from segattn.data.settings import data_problems
 from segattn.errors import CheckpointError, ConfigError, SegattnError
 from segattn.files import disk_error_message, is_disk_error
-from segattn.models.settings import size_problem
+from segattn.models.settings import network_depth, size_problem
 
 log = logging.getLogger("segattn")
 
 
-def run_or_exit(task: Callable[[Any], Any], cfg: Any, failures: tuple[type[BaseException], ...]) -> Any:
-    """Run a command's task; a known failure ends with its one-line message and exit code 2
-    instead of a stack trace (anything else still raises, with its traceback)."""
+def run_or_exit(task: Callable[[Any], Any], cfg: Any) -> Any:
+    """Run a command's task; a known failure (``segattn.errors``, a full or read-only disk, Ctrl-C)
+    ends with its one-line message and exit code 2 instead of a stack trace (anything else still
+    raises, with its traceback)."""
     missing = sorted(OmegaConf.missing_keys(cfg)) if OmegaConf.is_config(cfg) else []
     if missing:
         log.error(
@@ -34,7 +35,7 @@ def run_or_exit(task: Callable[[Any], Any], cfg: Any, failures: tuple[type[BaseE
         sys.exit(2)
     try:
         return task(cfg)
-    except (*failures, SegattnError) as err:
+    except SegattnError as err:
         log.error("%s", clean_message(err))
         sys.exit(2)
     except KeyboardInterrupt:
@@ -113,7 +114,9 @@ def pick_device(name: str) -> torch.device:
 def datamodule_from_checkpoint(checkpoint: dict[str, Any], overrides: dict[str, Any] | None, path: str):
     """Instantiate the data module of the training run, with the non-null ``overrides`` applied."""
     hparams = checkpoint["hyper_parameters"]
-    depth = (hparams.get("net") or {}).get("depth", 4)
+    depth = network_depth(
+        {"depth": 4, **(hparams.get("net") or {})}
+    )  # a torchvision encoder's inputs are multiples of 32
     return datamodule_from_config((hparams.get("config") or {}).get("data"), overrides, path, depth)
 
 

@@ -23,10 +23,11 @@ from segattn.cli.common import check_classes_match, datamodule_from_checkpoint, 
 from segattn.cli.inference_setup import prepare_inference
 from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.cli.run_lock import claim
 from segattn.data.base import as_image_tensor
 from segattn.data.checks import check_samples
 from segattn.data.patches import rescale
-from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError, RunDirectoryError
+from segattn.errors import ConfigError, DatasetContentError, RunDirectoryError
 from segattn.figures import denormalize, normalization_of
 from segattn.figures.overlay import colour_classes, to_uint8
 from segattn.files import save_png, writable_folder_problem, write_text
@@ -55,6 +56,7 @@ def evaluate(cfg: DictConfig) -> dict:
     problem = writable_folder_problem(cfg.paths.output_dir)
     if problem:
         raise RunDirectoryError(f"{problem}; nothing was written. Set hydra.run.dir= to a writable folder")
+    claim(Path(cfg.paths.output_dir), "evaluate", f"run directory {cfg.paths.output_dir}")
     checkpoint = load_checkpoint(cfg.ckpt_path)
     module = module_from_checkpoint(checkpoint, cfg.ckpt_path).to(device).eval()
     datamodule = datamodule_from_checkpoint(checkpoint, OmegaConf.to_container(cfg.data), cfg.ckpt_path)
@@ -208,9 +210,7 @@ def format_table(result: dict) -> str:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="eval")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(
-        evaluate, cfg, (CheckpointError, ConfigError, FileNotFoundError, DatasetLayoutError, DatasetContentError)
-    )
+    run_or_exit(evaluate, cfg)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from segattn.checkpoint import load_checkpoint
 from segattn.cli.common import run_or_exit
 from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.errors import CheckpointError, ConfigError, ExportMismatchError, RunDirectoryError
+from segattn.errors import ConfigError, ExportMismatchError, OutputExistsError, RunDirectoryError
 from segattn.files import writable_folder_problem
 from segattn.training.module import module_from_checkpoint
 
@@ -57,7 +57,7 @@ def export(cfg: DictConfig) -> Path:
     if output.resolve() == Path(cfg.ckpt_path).resolve():
         raise ConfigError(f"output={output} is the checkpoint itself; choose another output")
     if output.exists() and not cfg.overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"output={output} already exists; nothing was overwritten. Choose another output, or give overwrite=true"
         )
     problem = writable_folder_problem(output.parent)
@@ -88,7 +88,7 @@ def export(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="export")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(export, cfg, (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, ExportMismatchError))
+    run_or_exit(export, cfg)
 
 
 def main() -> None:

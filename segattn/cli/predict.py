@@ -27,9 +27,10 @@ from segattn.cli.common import datamodule_from_checkpoint, datamodule_from_confi
 from segattn.cli.inference_setup import prepare_inference
 from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
+from segattn.cli.run_lock import claim
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
 from segattn.data.patches import rescale
-from segattn.errors import CheckpointError, ConfigError, DatasetContentError, DatasetLayoutError, RunDirectoryError
+from segattn.errors import DatasetContentError, DatasetLayoutError, OutputExistsError, RunDirectoryError
 from segattn.export import ExportedModel, is_exported_model
 from segattn.figures.overlay import colour_classes, to_uint8
 from segattn.files import save_png, writable_folder_problem
@@ -79,9 +80,9 @@ def check_output_dir(input_dir: Path, output_dir: Path, file_names: list[str]) -
     """Refuse, before the model is loaded, an output folder that is a file, is the input folder
     (a second run would segment its own masks), or already holds masks this run would replace."""
     if output_dir.exists() and not output_dir.is_dir():
-        raise FileExistsError(f"output_dir={output_dir} is a file, not a folder; choose a folder for the masks")
+        raise OutputExistsError(f"output_dir={output_dir} is a file, not a folder; choose a folder for the masks")
     if output_dir.resolve() == input_dir.resolve():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"output_dir={output_dir} is the input_dir: the masks would be written among the images (and segmented as "
             "images on the next run); choose another output_dir"
         )
@@ -92,7 +93,7 @@ def check_output_dir(input_dir: Path, output_dir: Path, file_names: list[str]) -
         )
     existing = [name for name in file_names if (output_dir / name).exists()]
     if existing:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"output_dir={output_dir} already holds {len(existing)} of the files this run would write "
             f"(first: {', '.join(existing[:3])}); nothing was overwritten. Choose another output_dir, or remove them"
         )
@@ -102,10 +103,10 @@ def predict(cfg: DictConfig) -> list[Path]:
     """Write a mask (and overlay) per image of ``cfg.input_dir``; return the mask paths."""
     input_dir = Path(cfg.input_dir)
     if not input_dir.is_dir():
-        raise FileNotFoundError(f"input_dir is not a folder: {input_dir}")
+        raise DatasetLayoutError(f"input_dir is not a folder: {input_dir}")
     images = sorted(p for p in input_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
-        raise FileNotFoundError(f"input_dir {input_dir} holds no images with extensions {sorted(IMAGE_EXTENSIONS)}")
+        raise DatasetLayoutError(f"input_dir {input_dir} holds no images with extensions {sorted(IMAGE_EXTENSIONS)}")
     output_dir = Path(cfg.output_dir)
     outputs = output_names(images)
     check_output_dir(
@@ -113,6 +114,7 @@ def predict(cfg: DictConfig) -> list[Path]:
         output_dir,
         [f"{stem}{suffix}" for stem in outputs.values() for suffix in output_suffixes(cfg.overlay)],
     )
+    claim(output_dir, "predict", f"output_dir={output_dir}")  # two predictions into one folder would mix their masks
     device = pick_device(cfg.device)
     if is_exported_model(cfg.ckpt_path):  # segattn-export's ONNX or TorchScript file
         module = ExportedModel(cfg.ckpt_path, device)
@@ -160,11 +162,7 @@ def predict(cfg: DictConfig) -> list[Path]:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="predict")
 def _hydra_main(cfg: DictConfig) -> None:
-    run_or_exit(
-        predict,
-        cfg,
-        (CheckpointError, ConfigError, FileNotFoundError, FileExistsError, DatasetContentError, DatasetLayoutError),
-    )
+    run_or_exit(predict, cfg)
 
 
 def main() -> None:

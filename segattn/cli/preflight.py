@@ -20,6 +20,8 @@ from segattn.errors import ConfigError, RunDirectoryError
 
 #: Hydra's flags that take the next word as their value.
 VALUE_FLAGS = {"--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--cfg", "-c", "--package", "-p"}
+#: ``--info`` / ``-i`` take one of these words, or none.
+INFO_WORDS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 
 
 def split_command_line(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
@@ -33,6 +35,8 @@ def split_command_line(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
         if word.startswith("-"):
             name, sep, value = word.partition("=")
             if not sep and name in VALUE_FLAGS and i + 1 < len(words):
+                value, i = words[i + 1], i + 1
+            elif not sep and name in ("--info", "-i") and i + 1 < len(words) and words[i + 1] in INFO_WORDS:
                 value, i = words[i + 1], i + 1
             flags[name] = value
         else:
@@ -66,6 +70,12 @@ def check_command_line(argv: Sequence[str], default_config: str) -> tuple[str, l
     if empty:
         raise ConfigError(f"cannot read the override {empty[0]!r}: it names no setting (key=value, +key=value or ~key)")
     return config_name, overrides
+
+
+def own_config_folder(argv: Sequence[str]) -> bool:
+    """The command composes segattn's own configs (no ``--config-path`` / ``--config-dir``)."""
+    flags, _ = split_command_line(argv)
+    return not any(flag in flags for flag in ("--config-path", "-cp", "--config-dir", "-cd"))
 
 
 def sweep_problems(config_name: str, overrides: list[str]) -> list[str]:
@@ -102,7 +112,7 @@ def preflight(command: str, default_config: str, argv: Sequence[str] | None = No
     try:
         config_name, overrides = check_command_line(argv, default_config)
         multirun = "-m" in argv or "--multirun" in argv
-        if command == "train" and multirun:
+        if command == "train" and multirun and own_config_folder(argv):
             problems = sweep_problems(config_name, overrides)
             if problems:
                 raise ConfigError(

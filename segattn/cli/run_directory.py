@@ -59,8 +59,8 @@ def check_before_hydra(argv: Sequence[str], command: str) -> None:
         check_sweep_directory(argv, command)
         return
     value = override_value(argv, "hydra.run.dir")
-    if not value:
-        return  # the default directory is new (named after the start time); train() claims it
+    if not value or "${" in value:
+        return  # the default directory is new (named after the start time); the command claims the resolved one
     directory = Path(value)
     problem = writable_problem(directory)
     if problem:

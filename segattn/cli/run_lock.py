@@ -1,16 +1,16 @@
-"""One process owns a run folder: a lock file created atomically before anything is written there.
+"""One process owns a run folder: an exclusive lock taken before anything is written there.
 
 Two commands started into the same ``hydra.run.dir`` (or ``hydra.sweep.dir``) would interleave
-their logs and overwrite each other's checkpoints. The first to create ``.segattn.lock`` (with
-``O_EXCL``, atomic on local and NFSv3+ file systems) owns the folder until it exits; the lock
-names its process, host, command and start time, so the second is refused with who holds it.
-A lock whose process is gone (killed, crashed) is stale and taken over. The processes of one DDP
-run share their rank-0 process's lock: only rank 0 claims it.
+their logs and overwrite each other's checkpoints. The first to lock ``<folder>/.segattn.lock``
+(``flock``, exclusive) owns the folder for as long as its process lives: the operating system
+releases the lock when the process ends, however it ends (a kill included), so a lock left by a
+dead process never blocks. The file names its owner (process, host, command, start time) for
+the message the second command gets. The processes of one DDP run share their rank-0 process's
+lock: only rank 0 claims it. On platforms without ``fcntl`` (Windows) folders are not locked.
 """
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import socket
@@ -19,87 +19,62 @@ from pathlib import Path
 
 from segattn.errors import RunDirectoryError
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
 LOCK_NAME = ".segattn.lock"
-_held: set[Path] = set()
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process: alive
-        return True
-    return True
+#: Open lock files of this process, by folder: kept open (and so locked) until the process ends.
+_held: dict[Path, int] = {}
 
 
 def read_lock(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        owner = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}  # being written, or damaged: judged by its age below
-
-
-def holder_is_alive(owner: dict, path: Path) -> bool:
-    """Whether the lock's process still runs. On another host this cannot be told: alive."""
-    if not owner:  # unreadable: alive while fresh (its writer may be between create and write)
-        try:
-            return time.time() - path.stat().st_mtime < 10
-        except OSError:
-            return False
-    if owner.get("host") != socket.gethostname():
-        return True
-    return process_alive(int(owner.get("pid", -1)))
+        return {}  # being written, or damaged
+    return owner if isinstance(owner, dict) else {}
 
 
 def claim(directory: Path, command: str, setting: str) -> None:
-    """Take the lock of ``directory`` for this process (released when it exits), or raise
-    ``RunDirectoryError`` naming the live process that holds it. ``setting`` names the folder as
-    the user gave it (``hydra.run.dir=...``) for the message."""
+    """Lock ``directory`` for this process (until it ends), or raise ``RunDirectoryError`` naming
+    the live process that holds it. ``setting`` names the folder as the user gave it
+    (``hydra.run.dir=...``) for the message."""
     directory.mkdir(parents=True, exist_ok=True)
+    key = directory.resolve()
+    if key in _held or fcntl is None:
+        return
     path = directory / LOCK_NAME
-    if path.resolve() in _held:
-        return
-    record = json.dumps(
-        {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": command,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-    )
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            owner = read_lock(path)
-            if holder_is_alive(owner, path):
-                who = (
-                    f"{owner.get('command', 'a segattn command')} (process {owner.get('pid')} on {owner.get('host')}, "
-                    f"started {owner.get('started')})"
-                    if owner
-                    else "another segattn command"
-                )
-                raise RunDirectoryError(
-                    f"{setting}: a live run holds this folder: {who}; nothing was written. Choose another folder, "
-                    f"or wait for that run to end (if it is not running any more, remove {path})"
-                ) from None
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(record)
-        _held.add(path.resolve())
-        atexit.register(release, path)
-        return
-    raise RunDirectoryError(f"{setting}: could not take the folder's lock {path}; another process keeps taking it")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        owner = read_lock(path)
+        who = (
+            f"{owner.get('command', 'a segattn command')} (process {owner.get('pid')} on {owner.get('host')}, "
+            f"started {owner.get('started')})"
+            if owner
+            else "another segattn command"
+        )
+        raise RunDirectoryError(
+            f"{setting}: a live run holds this folder: {who}; nothing was written. Choose another folder, or wait "
+            "for that run to end"
+        ) from None
+    record = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": command,
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(record).encode(), 0)
+    _held[key] = fd
 
 
-def release(path: Path) -> None:
-    """Remove the lock if this process holds it."""
-    path = Path(path)
-    if path.resolve() not in _held:
-        return
-    owner = read_lock(path)
-    if owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
-        path.unlink(missing_ok=True)
-    _held.discard(path.resolve())
+def release(directory: Path) -> None:
+    """Give up this process's lock of ``directory`` (the process's end does the same)."""
+    fd = _held.pop(Path(directory).resolve(), None)
+    if fd is not None:
+        os.close(fd)

@@ -35,10 +35,9 @@ from segattn.errors import (
     CheckpointError,
     ConfigError,
     DatasetContentError,
-    DatasetLayoutError,
-    NonFiniteLossError,
     RunDirectoryError,
 )
+from segattn.files import write_text
 from segattn.models.encoders import ensure_weights
 from segattn.models.encoders import normalization as encoder_normalization
 from segattn.training.atomic_checkpoint_io import AtomicCheckpointIO
@@ -208,7 +207,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if cfg.get("init_from") is not None:
         initialise_from(cfg.init_from, module)
     if rank_zero_only.rank == 0:
-        OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
+        write_text(output_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
     log.info("Training in %s", output_dir)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path, weights_only=True)
@@ -232,19 +231,9 @@ def sweep_directory() -> Path | None:
     return Path(HydraConfig.get().sweep.dir)
 
 
-KNOWN_FAILURES = (
-    ConfigError,
-    DatasetLayoutError,
-    DatasetContentError,
-    CheckpointError,
-    RunDirectoryError,
-    NonFiniteLossError,
-)
-
-
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    return run_or_exit(train, cfg, KNOWN_FAILURES).get("val/dice")  # what Hydra sweepers optimise
+    return run_or_exit(train, cfg).get("val/dice")  # what Hydra sweepers optimise
 
 
 def main() -> None:

@@ -194,14 +194,17 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
             f"evaluate.py needs; {fix}"
         )
     model = OmegaConf.to_container(cfg.model, resolve=True)
-    depth, image_size, batch_size = network_depth(model), datamodule.image_size, datamodule.batch_size
+    # what the network trains on: patches when the run cuts them, else the resized images
+    depth, batch_size = network_depth(model), datamodule.batch_size
+    size_key = "data.patch_size" if getattr(datamodule, "patch_size", None) else "data.image_size"
+    image_size = getattr(datamodule, "patch_size", None) or datamodule.image_size
     if isinstance(depth, int) and image_size // 2**depth == 1:
         per_rank = math.ceil(len(datamodule.dataset("train")) / max(1, world_size))
         if per_rank % batch_size == 1 or batch_size == 1:
             problems.append(
-                f"model.depth={depth} at data.image_size={image_size} leaves a 1x1 bottleneck, and with "
+                f"model.depth={depth} at {size_key}={image_size} leaves a 1x1 bottleneck, and with "
                 f"data.batch_size={batch_size} and {per_rank} training images per process a batch of one image comes "
-                f"up, where BatchNorm has a single value per channel and fails; use data.image_size >= {2 * 2**depth}, "
+                f"up, where BatchNorm has a single value per channel and fails; use {size_key} >= {2 * 2**depth}, "
                 f"model.depth <= {depth - 1}, or a data.batch_size that leaves no batch of one"
             )
     return problems

@@ -18,6 +18,7 @@ from segattn.checkpoint import check_targets, verify_archive
 from segattn.errors import CheckpointError
 from segattn.export.exporters import METADATA_KEY, METADATA_VERSION
 from segattn.inference import InferenceSettings, predict_logits
+from segattn.models.settings import network_depth
 
 
 def is_exported_model(path: str | Path) -> bool:
@@ -40,7 +41,7 @@ class ExportedModel:
     def __init__(self, path: str | Path, device: torch.device | str = "cpu") -> None:
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"exported model not found: {self.path}")
+            raise CheckpointError(f"exported model not found: {self.path}")
         self.device = torch.device(device)
         if self.path.suffix.lower() == ".onnx":
             text = self._open_onnx()
@@ -59,7 +60,7 @@ class ExportedModel:
         net = metadata["net"]
         self.class_names = list(metadata["class_names"])
         self.net = SimpleNamespace(
-            in_channels=net.get("in_channels", 3), depth=net.get("depth", 4), num_classes=net.get("num_classes", 2)
+            in_channels=net["in_channels"], depth=network_depth({"depth": 4, **net}), num_classes=net["num_classes"]
         )
         self.inference = InferenceSettings(**metadata["inference"])
         self.data_config = metadata["data"]

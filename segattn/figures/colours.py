@@ -3,7 +3,7 @@
 - foreground (class 1): orange; background: sky blue (where it is drawn at all, e.g. MHSA
   query markers and gate histograms; overlays leave it grey);
 - errors: true positive bluish green, false positive reddish purple, false negative yellow;
-- further classes (2, 3, ...): blue, vermillion, bluish green, reddish purple, in turn.
+- further classes (2, 3, ...): blue, vermillion, then the three again (never an error colour).
 """
 
 from __future__ import annotations
@@ -29,10 +29,7 @@ def hex_of(name: str) -> str:
 FOREGROUND = hex_of("orange")
 BACKGROUND = hex_of("sky_blue")
 #: Class 0 (background) is not coloured; classes 1.. take these in turn (class 1 = the foreground colour).
-CLASS_COLOURS = (
-    np.array([OKABE_ITO[k] for k in ("orange", "blue", "vermillion", "bluish_green", "reddish_purple", "yellow")])
-    / 255.0
-)
+CLASS_COLOURS = np.array([OKABE_ITO[k] for k in ("orange", "blue", "vermillion")]) / 255.0
 #: Error map: true positive, false positive, false negative (true negatives stay the dimmed photo).
 ERROR_COLOURS = {
     "true positive": np.array(OKABE_ITO["bluish_green"]) / 255.0,

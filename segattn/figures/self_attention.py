@@ -146,7 +146,7 @@ def self_attention_figure(
             (target.detach().cpu().numpy() > 0).astype(float), levels=[0.5], colors="white", linewidths=0.6
         )
         lines = traced.allsegs[0]
-        offsets = [(j * step_x, i * step_y) for i in range(rows) for j in range(1, cols) if (i, j) != (0, 0)]
+        offsets = [(j * step_x, i * step_y) for i in range(rows) for j in range(1, cols)]
         ax.add_collection(
             LineCollection([line + offset for offset in offsets for line in lines], colors="white", linewidths=0.6),
             autolim=False,

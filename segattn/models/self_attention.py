@@ -21,8 +21,8 @@ class MultiHeadSelfAttention2d(nn.Module):
     join the keys and values: a head that has nothing to look at for a query can put its weight
     there instead of on a few uninformative cells (the zero-padded image border). They have no
     position and no output: with a single attention layer a register's own query would change
-    nothing, so none is computed. Explicit weights then have h·w + ``registers`` key columns,
-    the registers last.
+    nothing, so it is not used. Explicit weights then have h·w + ``registers`` key columns, the
+    registers last (so entropies are over log(h·w + registers)).
     """
 
     def __init__(self, channels: int, heads: int = 8, qk_norm: bool = True, registers: int = 0) -> None:

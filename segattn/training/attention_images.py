@@ -92,7 +92,7 @@ class AttentionImageLogger(Callback):
         num_queries: int = 3,
         per_head: bool = True,
         seed: int | None = None,
-        min_interval_s: float = 0.0,
+        min_interval_s: float = 30.0,
     ) -> None:
         for key, value, low in (
             ("every_n_epochs", every_n_epochs, 1),

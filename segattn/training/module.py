@@ -175,9 +175,10 @@ class SegmentationModule(L.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         # A frozen encoder's BatchNorm keeps its statistics (pretrained ones are worth more than
-        # those of a few batches) and dropout rests: the whole encoder runs in eval mode.
-        if self.encoder_frozen():
-            self.net.encoder.eval()
+        # those of a few batches) and dropout rests: the whole encoder runs in eval mode, and in
+        # train mode again from the first epoch it learns (Lightning does not switch it back).
+        if self.net.encoder is not None:
+            self.net.encoder.train(not self.encoder_frozen())
 
     def on_before_optimizer_step(self, optimizer) -> None:
         # Frozen by leaving its gradients out of the step (AdamW then neither moves nor decays those
@@ -266,8 +267,12 @@ class SegmentationModule(L.LightningModule):
         precision = str(self._trainer.precision) if self._trainer is not None else "32-true"
         groups = parameter_groups(self.net, hp.weight_decay, hp.decay_norm_and_bias, hp.lr, hp.encoder_lr_scale)
         optimizer = torch.optim.AdamW(groups, lr=hp.lr, **adamw_implementation(precision))
-        if hp.scheduler == "none":
-            return optimizer
+        if hp.scheduler == "none":  # a constant factor: the learning rate keeps its TensorBoard tags (train/lr/...)
+            constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+            return {
+                "optimizer": optimizer,
+                "lr_scheduler": {"scheduler": constant, "interval": "step", "name": "train/lr"},
+            }
         total_steps = max(2, int(self.total_training_steps()))
         resumed, self._resumed_total_steps = self._resumed_total_steps, None
         if resumed is not None and resumed != total_steps:
@@ -327,45 +332,45 @@ def compile_mode_of(compile: bool | str) -> str | None:
 
 
 def module_problems(settings: dict[str, Any]) -> list[str]:
-    """Every problem of ``SegmentationModule``'s training settings (the ``module`` config block),
-    as "<setting>: got <value>; <what is allowed>": the constructor raises them, and the config
-    check reports them before any data is read."""
+    """Every problem of the ``SegmentationModule`` training settings present in ``settings`` (the
+    ``module`` config block), as "<setting>: got <value>; <what is allowed>": the constructor
+    raises them, and the config check reports them before any data is read."""
 
     def number(value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
 
     problems = []
-    loss = settings.get("loss", "ce+dice")
-    if loss not in LOSS_NAMES:
+    loss = settings.get("loss")
+    if "loss" in settings and loss not in LOSS_NAMES:
         problems.append(f"loss: got {loss!r}; allowed: {', '.join(LOSS_NAMES)}")
     elif loss == "dice" and settings.get("class_weights") is not None:
         problems.append(
             "class_weights: they weight the cross-entropy term, and loss=dice has none; "
             "use loss=ce+dice (or ce), or class_weights=null"
         )
-    lr = settings.get("lr", 3e-3)
+    lr = settings.get("lr")
     if number(lr) and lr <= 0:
         problems.append(f"lr: got {lr}; expected a learning rate > 0")
-    weight_decay = settings.get("weight_decay", 0.0)
+    weight_decay = settings.get("weight_decay")
     if number(weight_decay) and weight_decay < 0:
         problems.append(f"weight_decay: got {weight_decay}; expected a value >= 0")
-    scheduler = settings.get("scheduler", "onecycle")
-    if scheduler not in SCHEDULERS:
+    scheduler = settings.get("scheduler")
+    if "scheduler" in settings and scheduler not in SCHEDULERS:
         problems.append(f"scheduler: got {scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
-    warmup = settings.get("warmup_fraction", 0.0)
+    warmup = settings.get("warmup_fraction")
     if number(warmup) and not 0 <= warmup < 1:
         problems.append(f"warmup_fraction: got {warmup}; expected a fraction in [0, 1)")
-    policy = settings.get("nonfinite_loss", "error")
-    if policy not in NONFINITE_POLICIES:
+    policy = settings.get("nonfinite_loss")
+    if "nonfinite_loss" in settings and policy not in NONFINITE_POLICIES:
         problems.append(f"nonfinite_loss: got {policy!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
-    scale = settings.get("encoder_lr_scale", 1.0)
+    scale = settings.get("encoder_lr_scale")
     if number(scale) and scale <= 0:
         problems.append(f"encoder_lr_scale: got {scale}; expected a factor > 0 (1: the encoder learns at lr)")
-    frozen = settings.get("freeze_encoder_epochs", 0)
+    frozen = settings.get("freeze_encoder_epochs")
     if isinstance(frozen, int) and not isinstance(frozen, bool) and frozen < 0:
         problems.append(f"freeze_encoder_epochs: got {frozen}; expected an integer >= 0")
-    compile = settings.get("compile", False)
-    if not (compile in (True, False, None) or compile in COMPILE_MODES):
+    compile = settings.get("compile")
+    if "compile" in settings and not (compile in (True, False, None) or compile in COMPILE_MODES):
         problems.append(f"compile: got {compile!r}; expected true, false or one of {', '.join(COMPILE_MODES)}")
     return problems
 

@@ -1,5 +1,5 @@
-"""Commands under inputs that used to end in tracebacks, silent misreads or lost files: each ends with one message
-and exit code 2 (or works), and nothing the user had is lost."""
+"""Commands under bad command lines, busy folders, full disks, damaged files and odd images: each ends with
+one message and exit code 2 (or works), and nothing the user had is lost."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ def test_predict_into_an_unwritable_folder_is_refused_before_the_model_loads(tmp
         predict_cli.check_output_dir(images, tmp_path / "out", ["x0_mask.png"])
 
 
-def test_a_full_disk_during_predict_leaves_no_partial_mask_and_does_not_block_a_rerun(tmp_path, smoke_run):
+def test_a_full_disk_during_predict_leaves_no_partial_mask(tmp_path, smoke_run):
     images = folder(tmp_path / "imgs", splits=("x",), n=3) / "x" / "images"
     out = tmp_path / "out"
     # the second mask fails as on a full disk (the sitecustomize hook patches os.replace in the child)

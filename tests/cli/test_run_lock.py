@@ -1,51 +1,56 @@
-"""One process owns a run folder: the lock file, live and stale holders."""
+"""segattn.cli.run_lock: one process owns a run folder."""
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import pytest
 
-from segattn.cli import run_lock
-from segattn.cli.run_lock import LOCK_NAME, claim, release
+from segattn.cli.run_lock import LOCK_NAME, claim, read_lock, release
 from segattn.errors import RunDirectoryError
 from tests.helpers.paths import ROOT
 
 
-def _lock_of(folder, pid):
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {"pid": pid, "host": socket.gethostname(), "command": "train", "started": "2026-01-01 00:00:00"}
-    (folder / LOCK_NAME).write_text(json.dumps(record))
+def holder(folder, seconds: float) -> subprocess.Popen:
+    """A process that claims ``folder`` and keeps it for ``seconds`` (then ends, releasing it)."""
+    code = (
+        "import pathlib, sys, time\n"
+        "from segattn.cli.run_lock import claim\n"
+        f"claim(pathlib.Path({str(folder)!r}), 'train', 'hydra.run.dir=x')\n"
+        "print('claimed', flush=True)\n"
+        f"time.sleep({seconds})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "claimed"
+    return proc
 
 
 def test_a_folder_held_by_a_live_process_is_refused_naming_it(tmp_path):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    proc = holder(tmp_path / "run", 60)
     try:
-        _lock_of(tmp_path / "run", sleeper.pid)
         with pytest.raises(
-            RunDirectoryError, match=rf"hydra.run.dir=x: a live run holds this folder: train \(process {sleeper.pid} on"
+            RunDirectoryError, match=rf"hydra.run.dir=y: a live run holds this folder: train \(process {proc.pid} on"
         ):
-            claim(tmp_path / "run", "train", "hydra.run.dir=x")
-        assert json.loads((tmp_path / "run" / LOCK_NAME).read_text())["pid"] == sleeper.pid  # untouched
+            claim(tmp_path / "run", "evaluate", "hydra.run.dir=y")
+        assert read_lock(tmp_path / "run" / LOCK_NAME)["pid"] == proc.pid  # untouched
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        proc.kill()
+        proc.wait()
 
 
-def test_a_stale_lock_of_a_dead_process_is_taken_over_and_released(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    _lock_of(tmp_path / "run", dead.pid)
+def test_the_lock_of_a_killed_process_is_no_lock(tmp_path):
+    proc = holder(tmp_path / "run", 60)
+    proc.kill()  # SIGKILL: no clean-up ran, the lock file stays behind
+    proc.wait()
+    assert (tmp_path / "run" / LOCK_NAME).exists()
     claim(tmp_path / "run", "evaluate", "hydra.run.dir=x")
     owner = json.loads((tmp_path / "run" / LOCK_NAME).read_text())
     assert owner["pid"] == os.getpid() and owner["command"] == "evaluate"
     claim(tmp_path / "run", "evaluate", "hydra.run.dir=x")  # the holder may claim again
-    release(tmp_path / "run" / LOCK_NAME)
-    assert not (tmp_path / "run" / LOCK_NAME).exists()
+    release(tmp_path / "run")
 
 
 def test_two_processes_started_together_get_one_folder(tmp_path):
@@ -66,13 +71,16 @@ def test_two_processes_started_together_get_one_folder(tmp_path):
     ]
     outputs = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
     assert outputs[1] == "won" and outputs[0].startswith("refused") and "a live run holds this folder" in outputs[0]
-    assert not (tmp_path / "run" / LOCK_NAME).exists()  # released when the winner exited
 
 
-def test_an_unreadable_fresh_lock_counts_as_held(tmp_path, monkeypatch):
-    (tmp_path / "run").mkdir()
-    (tmp_path / "run" / LOCK_NAME).write_text("")  # created, not yet written by its owner
-    with pytest.raises(RunDirectoryError, match="another segattn command"):
-        claim(tmp_path / "run", "train", "hydra.run.dir=x")
-    monkeypatch.setattr(run_lock.time, "time", lambda: 1e12)  # long after: damaged, not being written
-    claim(tmp_path / "run", "train", "hydra.run.dir=x")
+def test_a_lock_file_that_is_not_a_record_is_read_as_unknown(tmp_path):
+    (tmp_path / LOCK_NAME).write_text("[]")
+    assert read_lock(tmp_path / LOCK_NAME) == {}
+    proc = holder(tmp_path / "run", 60)
+    try:
+        (tmp_path / "run" / LOCK_NAME).write_text("not json")
+        with pytest.raises(RunDirectoryError, match="a live run holds this folder: another segattn command"):
+            claim(tmp_path / "run", "train", "hydra.run.dir=x")
+    finally:
+        proc.kill()
+        proc.wait()

@@ -11,6 +11,10 @@ from segattn.models.encoders import STAGES, TorchvisionEncoder, ensure_weights, 
 from segattn.models.settings import TORCHVISION_CHANNELS
 
 
+def test_the_encoders_the_config_check_knows_are_the_ones_that_are_built():
+    assert set(STAGES) == set(TORCHVISION_CHANNELS)
+
+
 @pytest.mark.parametrize("name", sorted(STAGES))
 def test_each_encoder_gives_five_maps_at_strides_2_to_32_with_the_channels_the_config_check_uses(name):
     encoder = TorchvisionEncoder(name, in_channels=3).eval()

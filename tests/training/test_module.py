@@ -161,17 +161,29 @@ def test_a_frozen_encoder_keeps_its_weights_and_batchnorm_statistics_while_the_d
     )
     encoder_before = {k: v.clone() for k, v in module.net.encoder.state_dict().items()}
     head_before = module.net.head.weight.detach().clone()
+    modes, unchanged = {}, {}
+
+    class Watch(L.Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            modes.setdefault(trainer.current_epoch, pl_module.net.encoder.training)
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            state = pl_module.net.encoder.state_dict()
+            unchanged[trainer.current_epoch] = all(torch.equal(v, state[k]) for k, v in encoder_before.items())
+
     trainer = L.Trainer(
-        max_epochs=1,
+        max_epochs=2,
         accelerator="cpu",
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
+        callbacks=[Watch()],
     )
     trainer.fit(module, datamodule=data)
-    assert all(torch.equal(v, module.net.encoder.state_dict()[k]) for k, v in encoder_before.items())
+    # epoch 0: frozen, in eval mode (BatchNorm statistics kept); epoch 1: learning, in train mode
+    assert modes == {0: False, 1: True} and unchanged == {0: True, 1: False}
     assert not torch.equal(head_before, module.net.head.weight)
     assert problems_of("module.freeze_encoder_epochs=-1").count("module.freeze_encoder_epochs: got -1") == 1
     assert "module.encoder_lr_scale: got 0" in problems_of("module.encoder_lr_scale=0")
