@@ -264,33 +264,34 @@ def test_ctrl_c_during_predict_is_one_message(tmp_path, smoke_run):
     assert all(p.stat().st_size > 0 for p in (tmp_path / "out").iterdir())
 
 
-def test_predict_prints_no_warnings_for_an_onnx_model(tmp_path, smoke_run):
+def test_predict_prints_no_warnings_for_a_checkpoint_or_an_onnx_model(tmp_path, smoke_run):
     model = tmp_path / "m.onnx"
+    checkpoint = smoke_run / "checkpoints" / "best.ckpt"
     run(
-        "segattn-export",
-        f"ckpt_path={smoke_run / 'checkpoints' / 'best.ckpt'}",
-        "format=onnx",
-        f"output={model}",
-        f"hydra.run.dir={tmp_path / 'x'}",
+        "segattn-export", f"ckpt_path={checkpoint}", "format=onnx", f"output={model}", f"hydra.run.dir={tmp_path / 'x'}"
     )
     images = folder(tmp_path / "imgs", splits=("x",)) / "x" / "images"
     env = {**os.environ, "PYTHONWARNINGS": "default"}
-    proc = subprocess.run(
-        [
-            os.path.join(os.path.dirname(sys.executable), "segattn-predict"),
-            f"ckpt_path={model}",
-            f"input_dir={images}",
-            f"output_dir={tmp_path / 'out'}",
-            f"hydra.run.dir={tmp_path / 'pr'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "not writable" not in proc.stderr and "UserWarning" not in proc.stderr, proc.stderr[-2000:]
+    for name, ckpt in (
+        ("ckpt", checkpoint),
+        ("onnx", model),
+    ):  # overlays from read-only image arrays, onnxruntime's outputs
+        proc = subprocess.run(
+            [
+                os.path.join(os.path.dirname(sys.executable), "segattn-predict"),
+                f"ckpt_path={ckpt}",
+                f"input_dir={images}",
+                f"output_dir={tmp_path / name}",
+                f"hydra.run.dir={tmp_path / ('run-' + name)}",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "not writable" not in proc.stderr and "UserWarning" not in proc.stderr, proc.stderr[-2000:]
 
 
 def test_a_huge_image_names_the_setting_and_predicts_with_it(tmp_path, smoke_run):
