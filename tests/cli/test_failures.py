@@ -140,7 +140,7 @@ def test_a_mask_mapping_to_more_classes_than_configured_is_one_message(tmp_path)
             f"hydra.run.dir={tmp_path / 'r'}",
             check=False,
         ),
-        "data",
+        "data: data.mask_mapping maps to class ids [0, 5], outside 0..1 (data.num_classes=2)",
     )
 
 
