@@ -27,7 +27,7 @@ from segattn.cli.common import datamodule_from_checkpoint, datamodule_from_confi
 from segattn.cli.inference_setup import prepare_inference
 from segattn.cli.preflight import preflight
 from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
-from segattn.cli.run_lock import claim
+from segattn.cli.run_lock import claim, release
 from segattn.data.io import IMAGE_EXTENSIONS, read_image
 from segattn.data.patches import rescale
 from segattn.errors import DatasetContentError, DatasetLayoutError, OutputExistsError, RunDirectoryError
@@ -115,6 +115,15 @@ def predict(cfg: DictConfig) -> list[Path]:
         [f"{stem}{suffix}" for stem in outputs.values() for suffix in output_suffixes(cfg.overlay)],
     )
     claim(output_dir, "predict", f"output_dir={output_dir}")  # two predictions into one folder would mix their masks
+    try:
+        return write_masks(cfg, images, outputs, output_dir)
+    finally:
+        release(output_dir, remove=True)  # the folder is the user's: leave only the masks there
+
+
+def write_masks(cfg: DictConfig, images: list[Path], outputs: dict[Path, str], output_dir: Path) -> list[Path]:
+    """Predict each image and write its mask (and overlay) to ``output_dir``."""
+    input_dir = Path(cfg.input_dir)
     device = pick_device(cfg.device)
     if is_exported_model(cfg.ckpt_path):  # segattn-export's ONNX or TorchScript file
         module = ExportedModel(cfg.ckpt_path, device)

@@ -37,6 +37,16 @@ def read_lock(path: Path) -> dict:
     return owner if isinstance(owner, dict) else {}
 
 
+def owner_of(path: Path) -> str:
+    owner = read_lock(path)
+    if not owner:
+        return "another segattn command"
+    return (
+        f"{owner.get('command', 'a segattn command')} (process {owner.get('pid')} on {owner.get('host')}, "
+        f"started {owner.get('started')})"
+    )
+
+
 def claim(directory: Path, command: str, setting: str) -> None:
     """Lock ``directory`` for this process (until it ends), or raise ``RunDirectoryError`` naming
     the live process that holds it. ``setting`` names the folder as the user gave it
@@ -46,22 +56,22 @@ def claim(directory: Path, command: str, setting: str) -> None:
     if key in _held or fcntl is None:
         return
     path = directory / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        owner = read_lock(path)
-        who = (
-            f"{owner.get('command', 'a segattn command')} (process {owner.get('pid')} on {owner.get('host')}, "
-            f"started {owner.get('started')})"
-            if owner
-            else "another segattn command"
-        )
-        raise RunDirectoryError(
-            f"{setting}: a live run holds this folder: {who}; nothing was written. Choose another folder, or wait "
-            "for that run to end"
-        ) from None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise RunDirectoryError(
+                f"{setting}: a live run holds this folder: {owner_of(path)}; nothing was written. "
+                "Choose another folder, or wait for that run to end"
+            ) from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # its holder removed the file as it released it: lock the file now at the path
     record = {
         "pid": os.getpid(),
         "host": socket.gethostname(),
@@ -73,8 +83,13 @@ def claim(directory: Path, command: str, setting: str) -> None:
     _held[key] = fd
 
 
-def release(directory: Path) -> None:
-    """Give up this process's lock of ``directory`` (the process's end does the same)."""
+def release(directory: Path, remove: bool = False) -> None:
+    """Give up this process's lock of ``directory`` (the process's end does the same). ``remove``
+    deletes the lock file first, for a folder that is the user's (predict's output) rather than a
+    run folder."""
     fd = _held.pop(Path(directory).resolve(), None)
-    if fd is not None:
-        os.close(fd)
+    if fd is None:
+        return
+    if remove:
+        Path(directory, LOCK_NAME).unlink(missing_ok=True)
+    os.close(fd)

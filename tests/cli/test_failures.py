@@ -135,7 +135,7 @@ def test_a_mask_mapping_to_more_classes_than_configured_is_one_message(tmp_path)
             "data=folder",
             f"data.root={root}",
             "data.image_size=16",
-            "'data.mask_mapping={0:0,255:5}'",
+            "data.mask_mapping={0:0,255:5}",
             "data.num_classes=2",
             f"hydra.run.dir={tmp_path / 'r'}",
             check=False,

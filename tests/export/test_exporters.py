@@ -32,6 +32,11 @@ def random_statistics(net: torch.nn.Module) -> torch.nn.Module:
     return net.eval()
 
 
+def metadata_of(net: UNetAttention) -> dict:
+    """What segattn-export records of the network (``ExportedModel`` reads these three)."""
+    return {**METADATA, "net": {"in_channels": net.in_channels, "num_classes": net.num_classes, "depth": net.depth}}
+
+
 MODELS = {
     "full": dict(depth=3, base_channels=8, heads=2, head_dim=8, max_tokens=16),
     "full-qknorm-one-gate": dict(
@@ -49,7 +54,7 @@ MODELS = {
 def test_exported_model_reproduces_pytorch_logits_at_other_sizes(tmp_path, fmt, name):
     torch.manual_seed(0)
     net = random_statistics(UNetAttention(**MODELS[name]))
-    path = export_model(net, fmt, tmp_path / f"model.{fmt}", METADATA)
+    path = export_model(net, fmt, tmp_path / f"model.{fmt}", metadata_of(net))
     assert is_exported_model(path)
     exported = ExportedModel(path)
     # Traced at 8·2**depth; checked at other sizes, square and not, where the key/value grid is
