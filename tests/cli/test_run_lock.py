@@ -84,3 +84,22 @@ def test_a_lock_file_that_is_not_a_record_is_read_as_unknown(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_lock_released_with_its_file_removed_can_be_claimed_again(tmp_path):
+    folder = tmp_path / "out"
+    claim(folder, "predict", "output_dir=out")
+    release(folder, remove=True)
+    assert not (folder / LOCK_NAME).exists()
+    claim(folder, "predict", "output_dir=out")  # a new file, locked by this process
+    try:
+        assert read_lock(folder / LOCK_NAME)["pid"] == os.getpid()
+        code = (
+            "import pathlib\n"
+            "from segattn.cli.run_lock import claim\n"
+            f"claim(pathlib.Path({str(folder)!r}), 'predict', 'output_dir=out')\n"
+        )
+        other = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+        assert other.returncode != 0 and f"a live run holds this folder: predict (process {os.getpid()}" in other.stderr
+    finally:
+        release(folder, remove=True)
