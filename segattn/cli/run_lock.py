@@ -6,8 +6,9 @@ their logs and overwrite each other's checkpoints. The first to lock ``<folder>/
 releases the lock when the process ends, however it ends (a kill included), so a lock left by a
 dead process never blocks. The file names its owner (process, host, command, start time) for
 the message the second command gets. The processes of one DDP run share their rank-0 process's
-lock: only rank 0 claims it. A folder that is the user's (predict's output) has the file removed on
-release; a claim that then finds it gone locks the file at the path anew. On platforms without ``fcntl`` (Windows) folders are not locked.
+lock: only rank 0 claims it. A folder that is the user's (predict's output) has the file
+removed on release; a claim that then finds it gone locks the file at the path anew.
+On platforms without ``fcntl`` (Windows) folders are not locked.
 """
 
 from __future__ import annotations

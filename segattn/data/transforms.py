@@ -76,7 +76,6 @@ def train_pipeline(
     vertical flips when ``vertical_flip`` (data with no up and down: microscopy, aerial views), and
     random quarter turns when ``rotate90`` (with both flips: all eight symmetries of the square, as
     a histology slide has no orientation; the crops are square, so a turn keeps their size).
-    At short budgets on photos it trains faster than the strong pipeline (BENCHMARKS.md).
     ``strong``: random resized crop (scale 0.5–1), flips, a small affine warp, colour jitter (RGB)
     or brightness/contrast jitter (grey): for long runs on small data.
     """

@@ -2,13 +2,13 @@
 
 Lightning's own hyperparameter logging writes every constructor argument (including the whole
 nested config) and, with ``default_hp_metric: false``, no metric, so TensorBoard shows "No hparams
-data". Here each run writes its session (the settings that tell runs apart) once, and the scores
-``val/best_dice`` and ``val/best_iou`` (val/iou at the best-val/dice epoch) as scalars after every
-validation. No run writes an experiment summary: TensorBoard then builds the table from all the
-runs it reads, marks the settings whose values differ between them and lists those first (one
-run's summary would hide them). Integers are written as text (TensorBoard shows numbers with
-three decimals: "16.000"), and a setting that does not apply to a run (an attention setting of
-a plain U-Net) is left out, so its cell stays empty.
+data". Here each run writes its HParams session-start record (TensorBoard's term: the settings
+that tell runs apart) once, and the scores ``val/best_dice`` and ``val/best_iou`` (val/iou at the
+best-val/dice epoch) as scalars after every validation. No run writes an experiment summary:
+TensorBoard then builds the table from all the runs it reads, marks the settings whose values
+differ between them and lists those first (one run's summary would hide them). Integers are
+written as text (TensorBoard shows numbers with three decimals: "16.000"), and a setting that does
+not apply to a run (an attention setting of a plain U-Net) is left out, so its cell stays empty.
 """
 
 from __future__ import annotations

@@ -39,9 +39,7 @@ def metadata_of(net: UNetAttention) -> dict:
 
 MODELS = {
     "full": dict(depth=3, base_channels=8, heads=2, head_dim=8, max_tokens=16),
-    "full-qknorm-one-gate": dict(
-        depth=3, base_channels=8, heads=2, head_dim=8, max_tokens=16, qk_norm=True, gate_channels="one"
-    ),
+    "full-one-gate": dict(depth=3, base_channels=8, heads=2, head_dim=8, max_tokens=16, gate_channels="one"),
     "plain-grey": dict(
         in_channels=1, num_classes=3, depth=2, base_channels=8, self_attention=False, cross_attention=False
     ),
