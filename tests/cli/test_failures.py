@@ -254,6 +254,8 @@ def test_ctrl_c_during_predict_is_one_message(tmp_path, smoke_run):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a test run started in the background inherits SIGINT ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.time() + 120
     while not list((tmp_path / "out").glob("*_mask.png")) and time.time() < deadline:
