@@ -275,26 +275,18 @@ def test_predict_prints_no_warnings_for_a_checkpoint_or_an_onnx_model(tmp_path, 
         "segattn-export", f"ckpt_path={checkpoint}", "format=onnx", f"output={model}", f"hydra.run.dir={tmp_path / 'x'}"
     )
     images = folder(tmp_path / "imgs", splits=("x",)) / "x" / "images"
-    env = {**os.environ, "PYTHONWARNINGS": "default"}
     for name, ckpt in (
         ("ckpt", checkpoint),
         ("onnx", model),
     ):  # overlays from read-only image arrays, onnxruntime's outputs
-        proc = subprocess.run(
-            [
-                os.path.join(os.path.dirname(sys.executable), "segattn-predict"),
-                f"ckpt_path={ckpt}",
-                f"input_dir={images}",
-                f"output_dir={tmp_path / name}",
-                f"hydra.run.dir={tmp_path / ('run-' + name)}",
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        proc = run(
+            "segattn-predict",
+            f"ckpt_path={ckpt}",
+            f"input_dir={images}",
+            f"output_dir={tmp_path / name}",
+            f"hydra.run.dir={tmp_path / ('run-' + name)}",
+            env={"PYTHONWARNINGS": "default"},
         )
-        assert proc.returncode == 0, proc.stderr[-2000:]
         assert "not writable" not in proc.stderr and "UserWarning" not in proc.stderr, proc.stderr[-2000:]
 
 

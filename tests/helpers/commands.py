@@ -10,10 +10,11 @@ from pathlib import Path
 from tests.helpers.paths import ROOT
 
 
-def run(script: str, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
+def run(script: str, *overrides: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``python <script>.py overrides...`` from the project root, or the installed console
-    script ``<script>`` (e.g. ``segattn-predict``), as a user would."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    script ``<script>`` (e.g. ``segattn-predict``), as a user would; ``env`` adds to (or replaces)
+    the environment's variables (warnings are ignored unless it sets ``PYTHONWARNINGS``)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     command = (
         [sys.executable, str(ROOT / script)] if script.endswith(".py") else [str(Path(sys.executable).parent / script)]
     )
