@@ -16,8 +16,10 @@ the best ``val/dice``, which is then scored on the official test list. Only the 
 
 Step cost: forward, cross-entropy, backward and AdamW step at 128 px, batch 16, the networks taking
 turns within every repeat; peak memory of one step above what the process held, in a fresh process
-per network. ImageNet-pretrained rows need the weights (online): ``python train.py
-experiment=pets_binary model.encoder=resnet34 model.encoder_weights=imagenet``.
+per network; multiply-accumulates of one forward pass of one 128 px image (``torch.utils.flop_counter``),
+which separate what a network computes from how fast this machine runs it. ImageNet-pretrained rows
+need the weights (online): ``python train.py experiment=pets_binary model.encoder=resnet34
+model.encoder_weights=imagenet``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ if __package__ in (None, ""):
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.common import (
     MIB,
@@ -188,6 +191,14 @@ def memory_case(case: dict) -> None:
     print(json.dumps({"peak": peak.peak}))
 
 
+def forward_gmac(net: nn.Module, size: int = 128) -> float:
+    """Multiply-accumulates (10⁹) of one forward pass of one RGB image of ``size``²."""
+    net.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.randn(1, 3, size, size))
+    return counter.get_total_flops() / 2e9  # the counter counts a multiply-add as two operations
+
+
 def step_rows(rows: list[dict], repeats: int) -> list[list]:
     steps = {row["label"]: step_case(row)[1] for row in rows}
     times = time_interleaved(steps, repeats, torch.device("cpu"))
@@ -195,11 +206,13 @@ def step_rows(rows: list[dict], repeats: int) -> list[list]:
     out = []
     for row in rows:
         peak = measure_in_subprocess(Path(__file__), row)["peak"] / MIB
-        params = sum(p.numel() for p in build_network(row, 3, 2).parameters())
+        net = build_network(row, 3, 2)
+        params = sum(p.numel() for p in net.parameters())
         out.append(
             [
                 row["label"],
                 f"{params / 1e6:.1f}",
+                f"{forward_gmac(net):.2f}",
                 f"{times[row['label']] * 1000:.0f}",
                 f"{times[row['label']] / base:.2f}×",
                 f"{peak:,.0f}",
@@ -251,7 +264,14 @@ def main() -> None:
         return
     rows = rows_for(args.encoders)
     sections = [f"Machine: {machine_line(torch.device('cpu'))}", ""]
-    header = ["network", "parameters M", "step ms (128 px, batch 16)", "× segattn U-Net", "peak MiB above start"]
+    header = [
+        "network",
+        "parameters M",
+        "GMAC / image",
+        "step ms (128 px, batch 16)",
+        "× segattn U-Net",
+        "peak MiB above start",
+    ]
     sections += ["Training step:", "", markdown_table(header, step_rows(rows, args.repeats)), ""]
     if not args.steps_only:
         if not os.environ.get("SEGATTN_DATA_DIR"):
