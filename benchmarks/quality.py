@@ -2,9 +2,9 @@
 
 Run from the repository root:
     python benchmarks/quality.py --seeds 0 1 2 [--datasets pets isbi] [--models reference plain full] [--output FILE]
-    # GlaS under experiment=glas, also scored with test-time symmetries; +MHSA and +MHCA with one seed
+    # GlaS under experiment=glas, also scored with test-time symmetries; reference, +MHSA, +MHCA one seed
     python benchmarks/quality.py --datasets glas --tta --models reference plain mhsa mhca full \
-        --first-seed-only mhsa mhca
+        --first-seed-only reference mhsa mhca
     python benchmarks/quality.py --device cuda --common data.image_size=256 trainer.max_epochs=50   # GPU rows
 
 For each dataset (Oxford-IIIT Pet binary at 128 px / 20 epochs, ISBI-2012 at 256 px / 40 epochs,
