@@ -4,6 +4,7 @@ with the same encoder, all from scratch, on Oxford-IIIT Pet.
 Run from the repository root (segmentation_models_pytorch installed: ``pip install segmentation-models-pytorch``):
     python benchmarks/encoders.py --seeds 0 1 2 [--encoders resnet18 resnet34] [--output FILE]
     python benchmarks/encoders.py --steps-only             # step time and memory only
+    python benchmarks/encoders.py --results benchmarks/results/encoders_pets.json   # add to the recorded runs
 
 Every row trains in this process through the same loop: segattn's LightningModule, the Pet data of
 ``experiment=pets_binary`` (128 px, batch 16, 20 epochs, its recipe and augmentation), checkpoint of
@@ -12,12 +13,15 @@ the best ``val/dice``, which is then scored on the official test list. Only the 
 - ``smp Unet``: ``segmentation_models_pytorch.Unet(<encoder>, encoder_weights=None)``, the reference;
 - ``segattn plain``: ``model.encoder=<encoder>`` without attention;
 - ``segattn MHSA+MHCA``: the same with the MHSA bottleneck and MHCA gates (the defaults);
-- ``segattn U-Net`` (once): the double-conv encoder of the main job, for scale.
+- ``segattn MHSA+MHCA, double-conv encoder``: the network of the main job (base 16), for scale.
 
 Step cost: forward, cross-entropy, backward and AdamW step at 128 px, batch 16, the networks taking
 turns within every repeat; peak memory of one step above what the process held, in a fresh process
 per network; multiply-accumulates of one forward pass of one 128 px image (``torch.utils.flop_counter``),
-which separate what a network computes from how fast this machine runs it. ImageNet-pretrained rows
+which separate what a network computes from how fast this machine runs it. Every finished run is
+appended to ``--results`` (a JSON list; default: ``results.json`` in the work folder); a run
+already there (same network, seed and epochs) is not trained again, and the table covers every
+run in the file, so seeds and encoders can be added over several invocations. ImageNet-pretrained rows
 need the weights (online): ``python train.py experiment=pets_binary model.encoder=resnet34
 model.encoder_weights=imagenet``.
 """
@@ -80,7 +84,7 @@ def build_network(row: dict, in_channels: int, num_classes: int) -> nn.Module:
 def rows_for(encoders: list[str]) -> list[dict]:
     rows = [
         {
-            "label": "segattn U-Net (double-conv encoder, base 16)",
+            "label": "segattn MHSA+MHCA, double-conv encoder (base 16)",
             "kind": "segattn",
             "encoder": "unet",
             "net": {"base_channels": 16},
@@ -164,7 +168,41 @@ def train_and_test(row: dict, seed: int, epochs: int, workdir: Path) -> dict:
     trainer.test(module, datamodule=data, ckpt_path=best.best_model_path, weights_only=True, verbose=False)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")}
     params = sum(p.numel() for p in net.parameters())
-    return {"label": row["label"], "seed": seed, "metrics": metrics, "seconds": seconds, "params": params}
+    return {
+        "label": row["label"],
+        "encoder": row["encoder"],
+        "seed": seed,
+        "epochs": epochs,
+        "metrics": metrics,
+        "seconds": seconds,
+        "params": params,
+        "machine": machine_line(torch.device("cpu")),
+    }
+
+
+RUN_KEYS = ("label", "encoder", "seed", "epochs", "metrics", "seconds", "params")
+
+
+def load_results(path: Path) -> list[dict]:
+    """The finished runs recorded in ``path``, or none when the file does not exist yet."""
+    if not path.is_file():
+        return []
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"{path}: not valid JSON ({error}); expected the list of runs this script writes") from None
+    if not isinstance(results, list) or not all(isinstance(r, dict) and set(RUN_KEYS) <= r.keys() for r in results):
+        raise SystemExit(f"{path}: expected a JSON list of runs, each with the keys {', '.join(RUN_KEYS)}")
+    return results
+
+
+def recorded_encoders(results: list[dict], encoders: list[str]) -> list[str]:
+    """``encoders``, then the torchvision encoders of earlier invocations' runs, each once."""
+    return list(dict.fromkeys([*encoders, *(r["encoder"] for r in results if r["encoder"] != "unet")]))
+
+
+def is_recorded(results: list[dict], row: dict, seed: int, epochs: int) -> bool:
+    return any((r["label"], r["seed"], r["epochs"]) == (row["label"], seed, epochs) for r in results)
 
 
 def step_case(row: dict, batch: int = 16, size: int = 128):
@@ -227,10 +265,10 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def quality_table(results: list[dict], rows: list[dict]) -> str:
+def quality_table(results: list[dict], rows: list[dict], epochs: int) -> str:
     table = []
     for row in rows:
-        runs = [r for r in results if r["label"] == row["label"]]
+        runs = [r for r in results if r["label"] == row["label"] and r["epochs"] == epochs]
         if not runs:
             continue
         table.append(
@@ -256,6 +294,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per network")
     parser.add_argument("--steps-only", action="store_true", help="step time and memory only")
     parser.add_argument("--workdir", default=None, help="where checkpoints go (default: a temporary folder)")
+    parser.add_argument(
+        "--results", default=None, help="JSON file of finished runs, reused and extended (default: in --workdir)"
+    )
     parser.add_argument("--output", default=None)
     parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -269,7 +310,7 @@ def main() -> None:
         "parameters M",
         "GMAC / image",
         "step ms (128 px, batch 16)",
-        "× segattn U-Net",
+        "× double-conv",
         "peak MiB above start",
     ]
     sections += ["Training step:", "", markdown_table(header, step_rows(rows, args.repeats)), ""]
@@ -277,16 +318,21 @@ def main() -> None:
         if not os.environ.get("SEGATTN_DATA_DIR"):
             raise SystemExit("set SEGATTN_DATA_DIR to the folder holding oxford-pets/ (e.g. ../shared/data)")
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="segattn-encoders-"))
-        results = []
+        results_file = Path(args.results) if args.results else workdir / "results.json"
+        results = load_results(results_file)
         for seed in args.seeds:  # seeds outermost: a stopped run has every network at the seeds it finished
             for row in rows:
-                results.append(train_and_test(row, seed, args.epochs, workdir))
-                (workdir / "results.json").write_text(json.dumps(results, indent=1))
+                if not is_recorded(results, row, seed, args.epochs):
+                    results.append(train_and_test(row, seed, args.epochs, workdir))
+                    results_file.parent.mkdir(parents=True, exist_ok=True)
+                    results_file.write_text(json.dumps(results, indent=1) + "\n")
+        seeds = sorted({r["seed"] for r in results if r["epochs"] == args.epochs})
         sections += [
-            f"Oxford-IIIT Pet (binary), 128 px, {args.epochs} epochs, seeds {', '.join(map(str, args.seeds))}; best "
-            "val/dice checkpoint on the official test list; mean ± sample std over seeds:",
+            f"Oxford-IIIT Pet (binary), 128 px, {args.epochs} epochs, seeds {', '.join(map(str, seeds))} "
+            f"(runs recorded in {results_file}); best val/dice checkpoint on the official test list; "
+            "mean ± sample std over seeds:",
             "",
-            quality_table(results, rows),
+            quality_table(results, rows_for(recorded_encoders(results, args.encoders)), args.epochs),
         ]
     emit("\n".join(sections), args.output)
 
