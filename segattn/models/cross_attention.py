@@ -25,7 +25,10 @@ class MultiHeadCrossAttentionGate(nn.Module):
     at most ``max_tokens`` cells; queries are never pooled. Softmax over the keys, per head (heads
     = C_s // ``head_dim``, at least 1). The result (C_s channels on Y's grid) goes through a 1×1
     conv, BatchNorm and a sigmoid to the gate Z: one channel (``gate_channels="one"``) or one per
-    skip channel (``"skip"``). Z is upsampled ×2 (bilinear) to S's size and the output is Z ⊙ S.
+    skip channel (``"skip"``). ``gate_batchnorm=False`` gives the 1×1 conv a bias instead of the
+    BatchNorm (the gate of Oktay et al.'s Attention U-Net): the pre-activation's spread is then
+    learned by the conv rather than normalised per batch. Z is upsampled ×2 (bilinear) to S's size
+    and the output is Z ⊙ S.
     """
 
     def __init__(
@@ -37,12 +40,13 @@ class MultiHeadCrossAttentionGate(nn.Module):
         gate_channels: str = "skip",
         qk_norm: bool = True,
         gate_init: float = 0.9,
+        gate_batchnorm: bool = True,
     ) -> None:
         super().__init__()
         problems = [
             positional_channels_problem(skip_channels, "skip channels"),
             positional_channels_problem(coarse_channels, "coarse channels"),
-            *gate_problems(head_dim, max_tokens, gate_channels, gate_init),
+            *gate_problems(head_dim, max_tokens, gate_channels, gate_init, gate_batchnorm),
         ]
         if any(problems):
             raise ValueError(
@@ -57,11 +61,13 @@ class MultiHeadCrossAttentionGate(nn.Module):
         self.value = nn.Linear(skip_channels, skip_channels)
         out = 1 if gate_channels == "one" else skip_channels
         # The gate's 1×1 conv, applied to the tokens as a linear map (one matmul, no conv layout
-        # conversions), then BatchNorm on the map.
-        self.gate_projection = nn.Linear(skip_channels, out, bias=False)
-        self.gate_norm = nn.BatchNorm2d(out)
+        # conversions), then BatchNorm on the map (or the conv's own bias).
+        self.gate_channels = out
+        self.gate_projection = nn.Linear(skip_channels, out, bias=not gate_batchnorm)
+        self.gate_norm = nn.BatchNorm2d(out) if gate_batchnorm else None
         # The gate starts at gate_init everywhere (0.5: halfway; near 1: the skip passes nearly unchanged).
-        nn.init.constant_(self.gate_norm.bias, math.log(gate_init / (1 - gate_init)))
+        shift = self.gate_norm.bias if gate_batchnorm else self.gate_projection.bias
+        nn.init.constant_(shift, math.log(gate_init / (1 - gate_init)))
         head_dim = skip_channels // self.heads
         self.qk_norm = nn.ModuleList([nn.LayerNorm(head_dim), nn.LayerNorm(head_dim)]) if qk_norm else None
 
@@ -94,8 +100,8 @@ class MultiHeadCrossAttentionGate(nn.Module):
         out, weights = multihead_attention(
             self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm
         )
-        gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_norm.num_features, hy, wy)
-        gate = torch.sigmoid(self.gate_norm(gate))
+        gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_channels, hy, wy)
+        gate = torch.sigmoid(self.gate_norm(gate) if self.gate_norm is not None else gate)
         # The token layout leaves the gate channels-last; in the skip's layout instead (a copy at Y's
         # size), the upsampled gate, the product and their gradients avoid full-size layout copies.
         gate = gate.contiguous(memory_format=memory_format_of(skip))

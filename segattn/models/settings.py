@@ -100,7 +100,9 @@ def heads_for(channels: int, head_dim: int) -> int:
     return heads
 
 
-def gate_problems(head_dim: Any, max_tokens: Any, gate_channels: Any, gate_init: Any) -> list[str]:
+def gate_problems(
+    head_dim: Any, max_tokens: Any, gate_channels: Any, gate_init: Any, gate_batchnorm: Any = True
+) -> list[str]:
     """Settings of the MHCA gates."""
     problems = []
     if not is_int(head_dim) or head_dim < 1:
@@ -111,6 +113,8 @@ def gate_problems(head_dim: Any, max_tokens: Any, gate_channels: Any, gate_init:
         problems.append(f"gate_channels: got {gate_channels!r}; allowed: {', '.join(GATE_CHANNELS)}")
     if isinstance(gate_init, bool) or not isinstance(gate_init, (int, float)) or not 0 < gate_init < 1:
         problems.append(f"gate_init: got {gate_init!r}; expected a value in (0, 1)")
+    if not isinstance(gate_batchnorm, bool):
+        problems.append(f"gate_batchnorm: got {gate_batchnorm!r}; expected true or false")
     return problems
 
 
@@ -172,6 +176,7 @@ def network_problems(settings: Mapping[str, Any]) -> list[str]:
             settings.get("max_tokens"),
             settings.get("gate_channels"),
             settings.get("gate_init"),
+            settings.get("gate_batchnorm", True),
         )
     base = settings.get("base_channels")
     if encoder == "unet" and (settings.get("self_attention") or settings.get("cross_attention")) and base % 4:

@@ -66,6 +66,8 @@ class UNetAttention(nn.Module):
             (0 = none); their logits come from ``forward_with_aux`` for an auxiliary loss.
         qk_norm: LayerNorm of queries and keys per head in every attention (bounded logits).
         gate_init: initial value of every MHCA gate (near 1 the U-Net starts as a plain one).
+        gate_batchnorm: BatchNorm between each gate's 1×1 conv and its sigmoid (False: a conv bias
+            instead, as in Oktay et al.'s attention gate).
         registers: learned register tokens among the MHSA's keys and values (0 = none): a place for
             attention that no cell needs, instead of the image border.
         encoder: "unet" (the double-conv encoder above) or a torchvision backbone ("resnet18",
@@ -98,6 +100,7 @@ class UNetAttention(nn.Module):
         deep_supervision: int = 0,
         qk_norm: bool = True,
         gate_init: float = 0.9,
+        gate_batchnorm: bool = True,
         cross_attention_levels: list[int] | None = None,
         registers: int = 0,
         encoder: str = "unet",
@@ -129,7 +132,14 @@ class UNetAttention(nn.Module):
             nn.ModuleDict(
                 {
                     str(i): MultiHeadCrossAttentionGate(
-                        channels[i], channels[i + 1], head_dim, max_tokens, gate_channels, qk_norm, gate_init
+                        channels[i],
+                        channels[i + 1],
+                        head_dim,
+                        max_tokens,
+                        gate_channels,
+                        qk_norm,
+                        gate_init,
+                        gate_batchnorm,
                     )
                     for i in gated
                 }

@@ -47,13 +47,14 @@ CURATED = {
     "head_dim": "model.head_dim",
     "gate_channels": "model.gate_channels",
     "gate_init": "model.gate_init",
+    "gate_batchnorm": "model.gate_batchnorm",
     "cross_attention_levels": "model.cross_attention_levels",
     "max_tokens": "model.max_tokens",
     "qk_norm": "model.qk_norm",
 }
 #: Settings that apply only with MHSA, or only with MHCA (left empty otherwise).
 MHSA_ONLY = ("heads", "registers")
-MHCA_ONLY = ("head_dim", "gate_channels", "gate_init", "cross_attention_levels", "max_tokens")
+MHCA_ONLY = ("head_dim", "gate_channels", "gate_init", "gate_batchnorm", "cross_attention_levels", "max_tokens")
 ATTENTION_ONLY = ("qk_norm",)
 UNET_ENCODER_ONLY = ("depth", "base_channels")  # a torchvision encoder decides these
 METRICS = ("val/best_dice", "val/best_iou")

@@ -68,11 +68,11 @@ def test_fast_path_equals_explicit_path(self_attention, cross_attention, max_tok
     torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("gate_channels", ["skip", "one"])
-def test_fast_path_equals_explicit_path_in_train_mode_with_gradients(gate_channels):
+@pytest.mark.parametrize(("gate_channels", "gate_batchnorm"), [("skip", True), ("one", True), ("one", False)])
+def test_fast_path_equals_explicit_path_in_train_mode_with_gradients(gate_channels, gate_batchnorm):
     """Training uses the fused path, the figures the explicit one: same logits and same gradients."""
     torch.manual_seed(0)
-    model = UNetAttention(**TINY, max_tokens=4, gate_channels=gate_channels).train()
+    model = UNetAttention(**TINY, max_tokens=4, gate_channels=gate_channels, gate_batchnorm=gate_batchnorm).train()
     x, target = torch.randn(2, 3, 32, 32), torch.randint(0, 2, (2, 32, 32))
     grads = []
     for explicit in (False, True):
@@ -225,6 +225,7 @@ def test_input_size_not_divisible_is_a_clear_error():
         (dict(max_tokens=0, base_channels=8, heads=2), r"max_tokens: got 0; expected an integer >= 1"),
         (dict(base_channels=8, registers=-1), r"registers: got -1; expected an integer >= 0"),
         (dict(base_channels=8, gate_init=1.0), r"gate_init: got 1.0; expected a value in \(0, 1\)"),
+        (dict(base_channels=8, gate_batchnorm="no"), r"gate_batchnorm: got 'no'; expected true or false"),
     ],
 )
 def test_invalid_settings_raise_clear_errors(kwargs, pattern):
