@@ -43,7 +43,9 @@ MODELS = {
     "plain-grey": dict(
         in_channels=1, num_classes=3, depth=2, base_channels=8, self_attention=False, cross_attention=False
     ),
-    "mhca-only": dict(depth=2, base_channels=8, self_attention=False, head_dim=4, max_tokens=8),
+    "mhca-only-gate-without-batchnorm": dict(
+        depth=2, base_channels=8, self_attention=False, head_dim=4, max_tokens=8, gate_batchnorm=False
+    ),
 }
 
 

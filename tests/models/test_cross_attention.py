@@ -30,13 +30,14 @@ def test_gate_without_batchnorm_starts_at_gate_init_and_learns_its_spread():
     gate = MultiHeadCrossAttentionGate(16, 32, head_dim=8, gate_channels="one", gate_init=0.7, gate_batchnorm=False)
     assert gate.gate_norm is None and gate.gate_projection.bias is not None
     skip, coarse = torch.randn(2, 16, 8, 8), torch.randn(2, 32, 4, 4)
+    gate.eval()
     with torch.no_grad():
         gate.gate_projection.weight.zero_()  # no variation: every cell at the initial value
         gated, z, _ = gate(skip, coarse)
     assert z.shape == (2, 1, 8, 8)
     torch.testing.assert_close(z, torch.full_like(z, 0.7))
     torch.testing.assert_close(gated, 0.7 * skip)
-    # The same in training mode (no batch statistics to depend on) and with a single image.
+    # The same in training mode (no batch statistics to depend on), with a single image.
     gate.train()
     z_one = gate(skip[:1], coarse[:1])[1]
     torch.testing.assert_close(z_one, torch.full_like(z_one, 0.7), atol=1e-6, rtol=0)
