@@ -320,11 +320,11 @@ def main() -> None:
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="segattn-encoders-"))
         results_file = Path(args.results) if args.results else workdir / "results.json"
         results = load_results(results_file)
+        results_file.parent.mkdir(parents=True, exist_ok=True)
         for seed in args.seeds:  # seeds outermost: a stopped run has every network at the seeds it finished
             for row in rows:
                 if not is_recorded(results, row, seed, args.epochs):
                     results.append(train_and_test(row, seed, args.epochs, workdir))
-                    results_file.parent.mkdir(parents=True, exist_ok=True)
                     results_file.write_text(json.dumps(results, indent=1) + "\n")
         seeds = sorted({r["seed"] for r in results if r["epochs"] == args.epochs})
         sections += [

@@ -62,7 +62,6 @@ class MultiHeadCrossAttentionGate(nn.Module):
         out = 1 if gate_channels == "one" else skip_channels
         # The gate's 1×1 conv, applied to the tokens as a linear map (one matmul, no conv layout
         # conversions), then BatchNorm on the map (or the conv's own bias).
-        self.gate_channels = out
         self.gate_projection = nn.Linear(skip_channels, out, bias=not gate_batchnorm)
         self.gate_norm = nn.BatchNorm2d(out) if gate_batchnorm else None
         # The gate starts at gate_init everywhere (0.5: halfway; near 1: the skip passes nearly unchanged).
@@ -100,7 +99,7 @@ class MultiHeadCrossAttentionGate(nn.Module):
         out, weights = multihead_attention(
             self.query(queries), self.key(keys), self.value(values), self.heads, need_weights, self.qk_norm
         )
-        gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_channels, hy, wy)
+        gate = self.gate_projection(out).transpose(1, 2).reshape(b, self.gate_projection.out_features, hy, wy)
         gate = torch.sigmoid(self.gate_norm(gate) if self.gate_norm is not None else gate)
         # The token layout leaves the gate channels-last; in the skip's layout instead (a copy at Y's
         # size), the upsampled gate, the product and their gradients avoid full-size layout copies.
