@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "segattn"
 
 #: Bottom to top. A module may import its own layer and the layers below it.
 LAYERS = [
-    {"segattn", "segattn.errors", "segattn.checkpoint", "segattn.files"},
+    {"segattn", "segattn.errors", "segattn.checkpoint", "segattn.files", "segattn.values"},
     {"segattn.models"},
     {"segattn.metrics", "segattn.inference"},
     {"segattn.figures", "segattn.data"},

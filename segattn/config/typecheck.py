@@ -17,6 +17,8 @@ from typing import Any, Union
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from segattn.values import is_int, is_number
+
 _SIMPLE = (bool, int, float, str)
 
 
@@ -51,9 +53,9 @@ def value_fits(value: Any, annotation: Any) -> bool:
     if annotation is bool:
         return isinstance(value, bool)
     if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
+        return is_int(value)
     if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return is_number(value)
     if annotation is str:
         return isinstance(value, str)
     return True  # objects (e.g. transforms) and other annotations: not judged here

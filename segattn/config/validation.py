@@ -22,6 +22,7 @@ from segattn.inference import InferenceSettings
 from segattn.models.settings import network_depth, network_problems, size_problem
 from segattn.models.unet_attention import NETWORK_SETTINGS, UNetAttention
 from segattn.training.module import MODULE_SETTINGS, SegmentationModule, module_problems
+from segattn.values import is_int
 
 TOP_LEVEL_KEYS = {
     "data",
@@ -213,10 +214,6 @@ def fitted_problems(cfg: DictConfig, datamodule, world_size: int) -> list[str]:
 def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
     """The run must have a known length: the schedule is laid out over it (``max_epochs=-1`` means
     no limit to Lightning, ``null`` means 1000 epochs unless ``max_steps`` is set)."""
-
-    def is_int(v):
-        return isinstance(v, int) and not isinstance(v, bool)
-
     if max_epochs is not None and not is_int(max_epochs):
         return []  # a type error, reported by the signature check
     steps_bound = is_int(max_steps) and max_steps > 0
@@ -231,7 +228,3 @@ def run_length_problems(max_epochs, max_steps, scheduler) -> list[str]:
             "or module.scheduler=none"
         ]
     return []
-
-
-def is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

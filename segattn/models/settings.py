@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from segattn.values import bool_problem, is_int
+
 GATE_CHANNELS = ("one", "skip")
 #: Encoders: the U-Net's own double-conv encoder, or a torchvision backbone (``models/encoders.py``).
 TORCHVISION_CHANNELS = {
@@ -39,10 +41,6 @@ def encoder_channels(settings: Mapping[str, Any]) -> list[int] | None:
     if not (is_int(depth) and depth >= 1 and is_int(base) and base >= 1):
         return None
     return [base * 2**i for i in range(depth + 1)]
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def nearest_valid_sizes(size: int, multiple: int) -> tuple[int, int]:
@@ -113,8 +111,7 @@ def gate_problems(
         problems.append(f"gate_channels: got {gate_channels!r}; allowed: {', '.join(GATE_CHANNELS)}")
     if isinstance(gate_init, bool) or not isinstance(gate_init, (int, float)) or not 0 < gate_init < 1:
         problems.append(f"gate_init: got {gate_init!r}; expected a value in (0, 1)")
-    if not isinstance(gate_batchnorm, bool):
-        problems.append(f"gate_batchnorm: got {gate_batchnorm!r}; expected true or false")
+    problems += [p for p in [bool_problem("gate_batchnorm", gate_batchnorm)] if p]
     return problems
 
 
@@ -183,6 +180,5 @@ def network_problems(settings: Mapping[str, Any]) -> list[str]:
         problems.append(
             f"base_channels: got {base}; with attention it must be a multiple of 4 (2D positional encoding)"
         )
-    if not isinstance(settings.get("qk_norm"), bool):
-        problems.append(f"qk_norm: got {settings.get('qk_norm')!r}; expected true or false")
+    problems += [p for p in [bool_problem("qk_norm", settings.get("qk_norm"))] if p]
     return problems

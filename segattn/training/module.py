@@ -20,6 +20,7 @@ from segattn.metrics.scores import SegmentationScores, flatten_scores
 from segattn.models import UNetAttention
 from segattn.training.losses import LOSS_NAMES, SegmentationLoss
 from segattn.training.nonfinite import NonFiniteLossWatch, describe_step, nonfinite_message
+from segattn.values import is_int, is_number
 
 log = logging.getLogger(__name__)
 SCHEDULERS = ("cosine", "onecycle", "none")
@@ -336,9 +337,6 @@ def module_problems(settings: dict[str, Any]) -> list[str]:
     ``module`` config block), as "<setting>: got <value>; <what is allowed>": the constructor
     raises them, and the config check reports them before any data is read."""
 
-    def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-
     problems = []
     loss = settings.get("loss")
     if "loss" in settings and loss not in LOSS_NAMES:
@@ -349,25 +347,25 @@ def module_problems(settings: dict[str, Any]) -> list[str]:
             "use loss=ce+dice (or ce), or class_weights=null"
         )
     lr = settings.get("lr")
-    if number(lr) and lr <= 0:
+    if is_number(lr) and lr <= 0:
         problems.append(f"lr: got {lr}; expected a learning rate > 0")
     weight_decay = settings.get("weight_decay")
-    if number(weight_decay) and weight_decay < 0:
+    if is_number(weight_decay) and weight_decay < 0:
         problems.append(f"weight_decay: got {weight_decay}; expected a value >= 0")
     scheduler = settings.get("scheduler")
     if "scheduler" in settings and scheduler not in SCHEDULERS:
         problems.append(f"scheduler: got {scheduler!r}; allowed: {', '.join(SCHEDULERS)}")
     warmup = settings.get("warmup_fraction")
-    if number(warmup) and not 0 <= warmup < 1:
+    if is_number(warmup) and not 0 <= warmup < 1:
         problems.append(f"warmup_fraction: got {warmup}; expected a fraction in [0, 1)")
     policy = settings.get("nonfinite_loss")
     if "nonfinite_loss" in settings and policy not in NONFINITE_POLICIES:
         problems.append(f"nonfinite_loss: got {policy!r}; allowed: {', '.join(NONFINITE_POLICIES)}")
     scale = settings.get("encoder_lr_scale")
-    if number(scale) and scale <= 0:
+    if is_number(scale) and scale <= 0:
         problems.append(f"encoder_lr_scale: got {scale}; expected a factor > 0 (1: the encoder learns at lr)")
     frozen = settings.get("freeze_encoder_epochs")
-    if isinstance(frozen, int) and not isinstance(frozen, bool) and frozen < 0:
+    if is_int(frozen) and frozen < 0:
         problems.append(f"freeze_encoder_epochs: got {frozen}; expected an integer >= 0")
     compile = settings.get("compile")
     if "compile" in settings and not (compile in (True, False, None) or compile in COMPILE_MODES):
