@@ -63,12 +63,12 @@ def build_step(case: dict, device: torch.device):
     h, w = grid_for(case["tokens"])
     b, c = case["batch"], case["channels"]
     if case["module"] == "MHSA":
-        module = MultiHeadSelfAttention2d(c, case["heads"]).to(device)
+        module = MultiHeadSelfAttention2d(c, case["heads"], qk_norm=case["qk_norm"]).to(device)
         inputs = [torch.randn(b, c, h, w, device=device, requires_grad=True)]
     else:
         # head_dim = channels / heads gives the case's head count; max_tokens = N: no pooling.
         module = MultiHeadCrossAttentionGate(
-            c, case["coarse_channels"], head_dim=c // case["heads"], max_tokens=case["tokens"]
+            c, case["coarse_channels"], head_dim=c // case["heads"], max_tokens=case["tokens"], qk_norm=case["qk_norm"]
         ).to(device)
         inputs = [
             torch.randn(b, c, 2 * h, 2 * w, device=device, requires_grad=True),  # skip S
@@ -192,6 +192,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--coarse-channels", type=int, default=512, help="MHCA: channels of the coarse feature Y")
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--no-qk-norm", action="store_true", help="modules without the query/key normalisation")
     p.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median reported), after 1 warm-up")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--amp", choices=("bf16",), default=None, help="autocast dtype (bf16)")
@@ -219,6 +220,7 @@ def main(argv=None) -> None:
         batch=args.batch,
         device=device.type,
         amp=args.amp,
+        qk_norm=not args.no_qk_norm,
     )
     script = Path(__file__).resolve()
     gflops_before = reference_gflops(device)
@@ -264,9 +266,10 @@ def main(argv=None) -> None:
         "memory fast/textbook",
     ]
     amp = f", autocast {args.amp}" if args.amp else ""
+    qk_norm = "off" if args.no_qk_norm else "on"
     report = (
         f"Attention forward+backward: batch {args.batch}, {args.channels} channels "
-        f"(MHCA coarse {args.coarse_channels}), {args.heads} heads{amp}; median of {args.repeats} "
+        f"(MHCA coarse {args.coarse_channels}), {args.heads} heads, qk_norm {qk_norm}{amp}; median of {args.repeats} "
         f"after 1 warm-up; peak memory above the step's start, one process per case.\n"
         f"Machine: {machine_line(device)}\n"
         f"Reference 1024² float32 matmul: {gflops_before:.0f} GFLOP/s before the run, "

@@ -134,7 +134,7 @@ def memory_case(case: dict) -> None:
     from segattn.models import UNetAttention
 
     torch.manual_seed(0)
-    model = UNetAttention(base_channels=case["base_channels"]).eval()
+    model = UNetAttention(base_channels=case["base_channels"], qk_norm=case["qk_norm"]).eval()
     h, w = case["size"]
     image = torch.randn(1, 3, h, w)
     settings = InferenceSettings(mode="sliding_window", batch_size=case["batch_size"])
@@ -152,6 +152,7 @@ def memory_rows(args: argparse.Namespace) -> list[list[object]]:
             "window": args.window,
             "batch_size": args.window_batch,
             "base_channels": args.base_channels,
+            "qk_norm": not args.no_qk_norm,
         }
         result = measure_in_subprocess(Path(__file__), case)
         windows = len(window_starts(h, args.window, 0.5)) * len(window_starts(w, args.window, 0.5))
@@ -175,6 +176,9 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--window-batch", type=int, default=4)
     parser.add_argument("--base-channels", type=int, default=32)
+    parser.add_argument(
+        "--no-qk-norm", action="store_true", help="memory rows: the model without query/key normalisation"
+    )
     parser.add_argument("--workdir", default=str(REPO_ROOT / "logs" / "large_images"))
     parser.add_argument("--output", default=None)
     parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)

@@ -33,8 +33,8 @@ def run(script: str, *args: str, tmp_path: Path) -> tuple[list[list[str]], str]:
 
 @pytest.mark.slow
 def test_attention_benchmark_smoke(tmp_path):
-    rows, text = run("attention.py", "--channels", "64", "--coarse-channels", "128", tmp_path=tmp_path)
-    assert "Machine:" in text
+    rows, text = run("attention.py", "--channels", "64", "--coarse-channels", "128", "--no-qk-norm", tmp_path=tmp_path)
+    assert "Machine:" in text and "qk_norm off" in text
     header, body = rows[0], rows[1:]
     assert header == [
         "module",
@@ -176,7 +176,7 @@ def test_large_image_memory_case_runs_in_a_child(tmp_path):
     """The memory case of benchmarks/large_images.py on a small image: a peak and the map's shape."""
     import json
 
-    case = {"size": [100, 130], "window": 32, "batch_size": 2, "base_channels": 8}
+    case = {"size": [100, 130], "window": 32, "batch_size": 2, "base_channels": 8, "qk_norm": False}
     proc = subprocess.run(
         [sys.executable, "benchmarks/large_images.py", "--memory-case", json.dumps(case)],
         cwd=ROOT,
