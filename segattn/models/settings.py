@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from segattn.values import bool_problem, is_int
+from segattn.values import bool_problem, is_int, is_number
 
 GATE_CHANNELS = ("one", "skip")
 #: Encoders: the U-Net's own double-conv encoder, or a torchvision backbone (``models/encoders.py``).
@@ -109,7 +109,7 @@ def gate_problems(
         problems.append(f"max_tokens: got {max_tokens!r}; expected an integer >= 1")
     if gate_channels not in GATE_CHANNELS:
         problems.append(f"gate_channels: got {gate_channels!r}; allowed: {', '.join(GATE_CHANNELS)}")
-    if isinstance(gate_init, bool) or not isinstance(gate_init, (int, float)) or not 0 < gate_init < 1:
+    if not is_number(gate_init) or not 0 < gate_init < 1:
         problems.append(f"gate_init: got {gate_init!r}; expected a value in (0, 1)")
     problems += [p for p in [bool_problem("gate_batchnorm", gate_batchnorm)] if p]
     return problems

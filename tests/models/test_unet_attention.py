@@ -225,6 +225,7 @@ def test_input_size_not_divisible_is_a_clear_error():
         (dict(max_tokens=0, base_channels=8, heads=2), r"max_tokens: got 0; expected an integer >= 1"),
         (dict(base_channels=8, registers=-1), r"registers: got -1; expected an integer >= 0"),
         (dict(base_channels=8, gate_init=1.0), r"gate_init: got 1.0; expected a value in \(0, 1\)"),
+        (dict(base_channels=8, gate_init=True), r"gate_init: got True; expected a value in \(0, 1\)"),
         (dict(base_channels=8, gate_batchnorm="no"), r"gate_batchnorm: got 'no'; expected true or false"),
     ],
 )
