@@ -22,7 +22,7 @@ from segattn.inference import InferenceSettings
 from segattn.models.settings import network_depth, network_problems, size_problem
 from segattn.models.unet_attention import NETWORK_SETTINGS, UNetAttention
 from segattn.training.module import MODULE_SETTINGS, SegmentationModule, module_problems
-from segattn.values import is_int
+from segattn.values import is_int, is_number
 
 TOP_LEVEL_KEYS = {
     "data",
@@ -84,7 +84,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     )
 
     seed = cfg.get("seed")
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+    if seed is not None and (not is_int(seed) or seed < 0):
         problems.append(f"seed: got {seed!r}; expected a non-negative integer or null")
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(str(ckpt_path)).is_file():
@@ -124,7 +124,7 @@ def trainer_problems(trainer: dict) -> list[str]:
         problems.append("trainer.max_steps: got 0; expected an integer >= 1, or -1 (no limit)")
     for key in ("limit_train_batches", "limit_val_batches"):
         value = trainer.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+        if is_number(value) and value <= 0:
             what = "training" if key == "limit_train_batches" else "validation (best.ckpt is chosen on it)"
             problems.append(
                 f"trainer.{key}: got {value}; the run would do no {what}: expected a count >= 1 or a fraction in (0, 1]"

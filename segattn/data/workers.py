@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from segattn.values import is_int
+
 AUTO = "auto"
 #: Worker processes ``auto`` gives a CUDA run at most (and never more than the cores minus one).
 MAX_AUTO_WORKERS = 8
@@ -39,6 +41,6 @@ def resolve_num_workers(value: int | str, cache: bool, cuda: bool | None = None,
         if cuda:
             return min(MAX_AUTO_WORKERS, max(1, cpus - 1))
         return 0 if cache or cpus < MIN_CPUS_FOR_CPU_WORKERS else 2
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"data.num_workers: got {value!r}; expected an integer >= 0 or {AUTO!r}")
     return value

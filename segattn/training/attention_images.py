@@ -29,6 +29,7 @@ from segattn.figures import (
     worst_k,
 )
 from segattn.metrics.attention import AttentionStats
+from segattn.values import is_int, is_number
 
 #: Figure tags: one group (``val_images``), numbered so that TensorBoard lists the predictions first.
 TAGS = {
@@ -100,9 +101,9 @@ class AttentionImageLogger(Callback):
             ("worst_k", worst_k, 0),
             ("num_queries", num_queries, 1),
         ):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            if not is_int(value) or value < low:
                 raise ValueError(f"callbacks.attention_images.{key}: got {value!r}; expected an integer >= {low}")
-        if isinstance(min_interval_s, bool) or not isinstance(min_interval_s, (int, float)) or min_interval_s < 0:
+        if not is_number(min_interval_s) or min_interval_s < 0:
             raise ValueError(
                 f"callbacks.attention_images.min_interval_s: got {min_interval_s!r}; expected seconds >= 0"
             )
