@@ -24,6 +24,7 @@ from segattn.cli.resolvers import CONFIG_DIR, register_resolvers
 from segattn.errors import ConfigError, ExportMismatchError, OutputExistsError, RunDirectoryError
 from segattn.files import writable_folder_problem
 from segattn.training.module import module_from_checkpoint
+from segattn.values import is_int
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def check_sizes(sizes, multiple: int) -> list[tuple[int, int]]:
     """``check_sizes`` as (height, width) pairs that the model takes."""
     pairs = []
     for size in sizes:
-        if len(size) != 2 or any(not isinstance(s, int) or s < multiple or s % multiple for s in size):
+        if len(size) != 2 or any(not is_int(s) or s < multiple or s % multiple for s in size):
             raise ConfigError(
                 f"check_sizes: got {list(size)}; expected [height, width], positive multiples of 2**depth = {multiple}"
             )

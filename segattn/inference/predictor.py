@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from segattn.inference.sliding_window import sliding_window_probabilities
+from segattn.values import is_int
 
 MODES = ("resize", "sliding_window")
 #: Maps above this many pixels are accumulated in CPU memory rather than on the input's device.
@@ -47,14 +48,14 @@ class InferenceSettings:
             raise ValueError(f"inference.mode: got {self.mode!r}; allowed: {', '.join(MODES)}")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"inference.overlap: got {self.overlap}; expected a fraction in [0, 1)")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not is_int(self.batch_size) or self.batch_size < 1:
             raise ValueError(f"inference.batch_size: got {self.batch_size!r}; expected an integer >= 1")
         for key in ("tta_vertical", "tta_rotate90"):
             if getattr(self, key) not in (None, True, False):
                 raise ValueError(f"inference.{key}: got {getattr(self, key)!r}; expected true, false or null")
-        if self.max_pixels is not None and (not isinstance(self.max_pixels, int) or self.max_pixels < 1):
+        if self.max_pixels is not None and (not is_int(self.max_pixels) or self.max_pixels < 1):
             raise ValueError(f"inference.max_pixels: got {self.max_pixels!r}; expected a positive integer or null")
-        if self.window is not None and (not isinstance(self.window, int) or self.window < 1):
+        if self.window is not None and (not is_int(self.window) or self.window < 1):
             raise ValueError(f"inference.window: got {self.window!r}; expected a positive integer or null")
 
 

@@ -46,6 +46,9 @@ def test_flips_average_equals_the_manual_average():
         (dict(overlap=1.0), r"inference.overlap: got 1.0; expected a fraction in \[0, 1\)"),
         (dict(batch_size=0), r"inference.batch_size: got 0"),
         (dict(window=-3), r"inference.window: got -3"),
+        (dict(batch_size=True), r"inference.batch_size: got True; expected an integer >= 1"),
+        (dict(window=True), r"inference.window: got True; expected a positive integer or null"),
+        (dict(max_pixels=True), r"inference.max_pixels: got True; expected a positive integer or null"),
         (dict(tta_vertical="yes"), r"inference.tta_vertical: got 'yes'; expected true, false or null"),
     ],
 )
