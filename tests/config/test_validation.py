@@ -8,15 +8,25 @@ from PIL import Image
 
 from segattn.config import validate_train_config
 from segattn.config.validation import fitted_problems
+from segattn.models.cross_attention import MultiHeadCrossAttentionGate
 from segattn.models.settings import size_problem
 from tests.helpers.configs import compose_train, problems_of
 from tests.helpers.files import folder
 
 
 def test_default_and_experiment_configs_are_valid():
-    for experiment in ("smoke", "pets_binary", "pets_trimap", "isbi2012"):
+    for experiment in ("smoke", "pets_binary", "pets_trimap", "isbi2012", "glas"):
         validate_train_config(compose_train(f"experiment={experiment}"))
     validate_train_config(compose_train("model.cross_attention_levels=[1]"))
+
+
+def test_the_glas_preset_gates_each_pixel_without_batchnorm():
+    cfg = compose_train("experiment=glas")
+    model = instantiate(cfg.model, in_channels=3, num_classes=2)
+    gates = [m for m in model.modules() if isinstance(m, MultiHeadCrossAttentionGate)]
+    assert len(gates) == cfg.model.depth
+    assert all(g.gate_projection.out_features == 1 and g.gate_norm is None for g in gates)
+    assert all(g.gate_projection.bias is not None for g in gates)
 
 
 @pytest.mark.parametrize(
